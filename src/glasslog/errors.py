@@ -1,0 +1,89 @@
+"""The exceptions glasslog raises, all rooted at :class:`GlasslogError`.
+
+Every message says what was wrong and, where there is one, how to fix it. Errors
+from sqlite3 (and later psycopg) are wrapped at the store boundary, so callers only
+ever catch glasslog's own types::
+
+    GlasslogError
+    ├── ConfigError            bad option, missing or unreadable data directory / key
+    ├── EventError             one event is invalid (carries every problem with its JSON path)
+    ├── ConflictError          an id is reused with different content
+    ├── LedgerError            tamper-evidence failures
+    │   ├── ProofError         an inclusion / consistency proof does not verify
+    │   ├── NoteError          a signed note or checkpoint is malformed or badly signed
+    │   └── IntegrityError     stored data does not match the tree / checkpoints (names the seq)
+    ├── StoreError             the database failed or refused an operation
+    │   └── NotFoundError      no event / checkpoint with that key
+    └── CanonicalError         a value cannot be encoded as RFC 8785 canonical JSON
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class GlasslogError(Exception):
+    """Root of every error glasslog raises on purpose."""
+
+
+class ConfigError(GlasslogError):
+    """A setting, the data directory or a key file is missing or wrong."""
+
+
+class CanonicalError(GlasslogError):
+    """A value has no RFC 8785 canonical form (NaN, infinity, lone surrogate, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an event: where (a JSON path such as ``$.actor.id``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class EventError(GlasslogError):
+    """An event failed validation; ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("; ".join(str(p) for p in self.problems) or "invalid event")
+
+
+class ConflictError(GlasslogError):
+    """An event id was sent again with different content; ids are idempotency keys."""
+
+
+class LedgerError(GlasslogError):
+    """Base of every tamper-evidence failure."""
+
+
+class ProofError(LedgerError):
+    """An inclusion or consistency proof does not verify."""
+
+
+class NoteError(LedgerError):
+    """A signed note or checkpoint is malformed, unsigned by a known key, or badly signed."""
+
+
+class IntegrityError(LedgerError):
+    """Stored data disagrees with the Merkle tree or a signed checkpoint.
+
+    ``seq`` names the first inconsistent leaf when it can be pinned down.
+    """
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(message)
+
+
+class StoreError(GlasslogError):
+    """The database failed, or refused an operation (for example an UPDATE of an event)."""
+
+
+class NotFoundError(StoreError):
+    """No event or checkpoint matches the key asked for."""
