@@ -13,7 +13,8 @@ ever catch glasslog's own types::
     │   ├── NoteError          a signed note or checkpoint is malformed or badly signed
     │   └── IntegrityError     stored data does not match the tree / checkpoints (names the seq)
     ├── StoreError             the database failed or refused an operation
-    │   └── NotFoundError      no event / checkpoint with that key
+    │   ├── NotFoundError      no event / checkpoint with that key
+    │   └── DuplicateIdError   an event id is already stored (the pipeline resolves it)
     └── CanonicalError         a value cannot be encoded as RFC 8785 canonical JSON
 """
 
@@ -87,3 +88,11 @@ class StoreError(GlasslogError):
 
 class NotFoundError(StoreError):
     """No event or checkpoint matches the key asked for."""
+
+
+class DuplicateIdError(StoreError):
+    """A batch held an event id that is already stored.
+
+    The pipeline writes optimistically and catches this to fall back to looking the
+    ids up; users only ever see the resolved outcome (duplicate or conflict).
+    """

@@ -1,0 +1,5 @@
+"""``python -m glasslog`` runs the CLI."""
+
+from glasslog.cli import main
+
+main()

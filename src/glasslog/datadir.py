@@ -1,0 +1,167 @@
+"""The data directory: where a log's database and keys live, and who may touch them.
+
+Layout (``--data DIR``, ``GLASSLOG_DATA``, default ``./glasslog-data``)::
+
+    glasslog.db        the SQLite store (plus -wal / -shm while open)
+    signing.key        Ed25519 signing key, C2SP note format     (0600, secret)
+    fingerprint.key    HMAC key for secret fingerprints          (0600, secret)
+    log.vkey           the verifier key, safe to publish          (0644)
+    writer.lock        held by the one process sequencing events
+
+Secret files are created with mode 0600 inside a 0700 directory, and refused on
+load when anyone but the owner can read them: a leaked signing key lets an attacker
+sign a rewritten history, so we fail closed rather than warn.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from glasslog.errors import ConfigError
+from glasslog.ledger.note import Signer, Verifier
+
+DEFAULT_DATA = Path("glasslog-data")
+DB_NAME = "glasslog.db"
+SIGNING_KEY = "signing.key"
+FINGERPRINT_KEY = "fingerprint.key"
+VKEY = "log.vkey"
+LOCK = "writer.lock"
+
+
+def default_origin() -> str:
+    """A log origin unique enough for a first run; real deployments pass ``--origin``."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-") or "localhost"
+    return f"{host}/glasslog/{secrets.token_hex(4)}"
+
+
+def _write_secret(path: Path, data: str) -> None:
+    """Create ``path`` readable by its owner only; never overwrite an existing key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing; run `glasslog init` to create the keys") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"restrict it with `chmod 600 {path}`"
+        )
+    return path.read_text(encoding="ascii").strip()
+
+
+class DataDir:
+    """Paths and keys of one log's data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def db(self) -> Path:
+        return self.path / DB_NAME
+
+    def exists(self) -> bool:
+        return self.db.exists()
+
+    def require(self) -> None:
+        """Fail with a clear message when the directory was never initialised."""
+        if not self.exists():
+            raise ConfigError(
+                f"no glasslog data in {self.path}; run `glasslog init --data {self.path}` first"
+            )
+
+    def init_keys(self, *, origin: str | None) -> tuple[Signer, bool]:
+        """Create the directory and keys if absent; return the signer and whether it is new.
+
+        Running it again never replaces a key: a second ``init`` with a different
+        origin is an error rather than a silent new identity for the log.
+        """
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key_path = self.path / SIGNING_KEY
+        created = False
+        if key_path.exists():
+            signer = self.signer()
+            if origin is not None and origin != signer.name:
+                raise ConfigError(
+                    f"{self.path} already holds the log {signer.name!r}; "
+                    f"it cannot be re-initialised as {origin!r} (use another --data directory)"
+                )
+        else:
+            signer = Signer.generate(name=origin or default_origin())
+            _write_secret(key_path, signer.skey + "\n")
+            created = True
+        if not (self.path / FINGERPRINT_KEY).exists():
+            _write_secret(self.path / FINGERPRINT_KEY, secrets.token_hex(32) + "\n")
+        vkey_path = self.path / VKEY
+        if not vkey_path.exists():
+            vkey_path.write_text(signer.vkey + "\n", encoding="ascii")
+        return signer, created
+
+    def signer(self) -> Signer:
+        text = _read_secret(self.path / SIGNING_KEY)
+        try:
+            return Signer.from_skey(text)
+        except Exception as exc:  # never echo the key text
+            raise ConfigError(f"{self.path / SIGNING_KEY} does not hold a valid signing key") from exc
+
+    def fingerprint_key(self) -> bytes:
+        text = _read_secret(self.path / FINGERPRINT_KEY)
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(
+                f"{self.path / FINGERPRINT_KEY} does not hold a hex key"
+            ) from None
+
+    def vkey(self) -> str:
+        try:
+            return (self.path / VKEY).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{self.path / VKEY} is missing; run `glasslog init` to recreate it"
+            ) from None
+
+    def verifier(self) -> Verifier:
+        return Verifier.from_vkey(self.vkey())
+
+    @contextmanager
+    def writer_lock(self, *, wait: float = 30.0) -> Iterator[None]:
+        """Hold the single-writer lock; wait up to ``wait`` seconds for another writer.
+
+        Sequencing keeps the tree's right edge in memory, so two writers would each
+        believe they own the next seq. The lock makes the second one wait instead.
+        """
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise ConfigError(
+                            f"another glasslog process is writing to {self.path}; "
+                            "wait for it to finish and try again"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)

@@ -1,0 +1,303 @@
+"""The ingest pipeline: validate → scrub secrets → commit fields → sequence → integrate → sign.
+
+Two halves with different shapes:
+
+* :class:`Preparer` is pure and per event — parse, validate, scrub, choose the
+  committed fields, draw salts, encode the leaf and hash it. It holds no state
+  beyond its configuration, so ``glasslog ingest`` runs it in worker processes
+  and the two cores of a small machine both do useful work.
+* :class:`Sequencer` is the single writer. It assigns dense seqs, appends the leaf
+  hashes to the tree, writes events and completed tiles in one transaction per
+  batch (one fsync: group commit) and signs checkpoints every N events or T
+  seconds, and on demand.
+
+Idempotency: an event id is its idempotency key. Sending an event again returns
+its original seq and stores nothing; the same id with other content is refused.
+The fast path assumes no duplicates and lets the database's unique index catch the
+rare retry, so the common case costs no lookup at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from glasslog.access.redact import Scrubber
+from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
+from glasslog.event import DEFAULT_LIMITS, Event, Limits, canonical, validate
+from glasslog.ledger.commit import (
+    DEFAULT_SENSITIVE,
+    SALT_BYTES,
+    Path,
+    committed_paths,
+    encode_paths,
+    leaf_bytes,
+)
+from glasslog.ledger.merkle import leaf_hash
+from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
+from glasslog.ledger.tiles import TreeBuilder
+from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
+
+# Fields never searched as free text: identifiers and timestamps only add noise.
+_NOT_TEXT = frozenset({"id", "time", "received"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Pipeline knobs; the defaults suit both the CLI and a server."""
+
+    limits: Limits = DEFAULT_LIMITS
+    sensitive: tuple[Path, ...] = DEFAULT_SENSITIVE
+    checkpoint_every: int = 10_000
+    """Sign a checkpoint once this many events are not yet covered by one."""
+    checkpoint_interval: float = 1.0
+    """…or once the oldest uncovered event has waited this many seconds."""
+    batch_size: int = 2_000
+    """Events per transaction (and per fsync) on bulk paths."""
+
+
+class Prepared(NamedTuple):
+    """One event ready to be sequenced: its row (without seq), leaf hash and identity.
+
+    A NamedTuple rather than a dataclass because it crosses a process boundary for
+    every event on the bulk path, and tuples pickle fastest.
+    """
+
+    id: bytes
+    row: tuple[Any, ...]
+    leaf_hash: bytes
+    had_time: bool
+
+
+def _search_text(event: Event) -> str:
+    """Every string and number of the event except ids and timestamps, for FTS5."""
+    parts: list[str] = []
+    stack: list[Any] = [v for k, v in event.items() if k not in _NOT_TEXT]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(str(value))
+    return " ".join(parts)
+
+
+def _time_us(text: str) -> int:
+    dt = datetime.fromisoformat(text)
+    return (
+        (dt - _EPOCH).days * 86_400_000_000
+        + (dt - _EPOCH).seconds * 1_000_000
+        + (dt - _EPOCH).microseconds
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Preparer:
+    """Turns raw events into rows ready to sequence. Pure; safe to run in many processes."""
+
+    def __init__(
+        self,
+        *,
+        fingerprint_key: bytes | None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._scrubber = Scrubber(fingerprint_key=fingerprint_key)
+
+    def prepare(self, raw: object, *, now: datetime | None = None) -> Prepared:
+        """Validate, scrub and commit one event; raise :class:`EventError` if it is invalid."""
+        event = validate(raw, limits=self.settings.limits, now=now)
+        findings = self._scrubber.scrub(event)
+        flagged = [tuple(str(p) for p in f.path[:2]) for f in findings]
+        paths = committed_paths(event, sensitive=self.settings.sensitive, flagged=flagged)
+        salts = os.urandom(SALT_BYTES * len(paths))
+        leaf = leaf_bytes(event, paths, salts)
+        body = canonical(event).decode("utf-8")
+        ctx = event.get("context", {})
+        event_id = uuid.UUID(event["id"]).bytes
+        row = (
+            event_id,
+            _time_us(event["time"]),
+            event["service"],
+            event["action"],
+            event["actor"]["id"],
+            event["outcome"],
+            ctx.get("request_id"),
+            ctx.get("trace_id"),
+            body,
+            encode_paths(paths),
+            salts,
+            _search_text(event),
+        )
+        had_time = isinstance(raw, dict) and raw.get("time") is not None
+        return Prepared(event_id, row, leaf_hash(leaf), had_time)
+
+    def prepare_lines(
+        self, lines: Sequence[str | bytes], *, first_line: int = 1
+    ) -> list[tuple[int, Prepared | list[str]]]:
+        """Prepare JSON lines: ``(line_number, prepared)`` or ``(line_number, [problems])``."""
+        now = datetime.now(UTC)
+        out: list[tuple[int, Prepared | list[str]]] = []
+        for number, line in enumerate(lines, first_line):
+            try:
+                raw = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                out.append((number, [f"$: not valid JSON ({exc}); send one JSON object per line"]))
+                continue
+            try:
+                out.append((number, self.prepare(raw, now=now)))
+            except EventError as exc:
+                out.append((number, [str(p) for p in exc.problems]))
+        return out
+
+
+@dataclass(slots=True)
+class Receipt:
+    """What happened to one submitted event."""
+
+    seq: int | None = None
+    duplicate: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.seq is not None
+
+
+class Sequencer:
+    """The single writer of one log. Hold the data directory's writer lock while it lives."""
+
+    def __init__(self, store: Store, signer: Signer, *, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self._signer = signer
+        self._tree: TreeBuilder = restore_tree(store)
+        latest = store.latest_checkpoint()
+        self._signed_size = 0 if latest is None else latest.size
+        self._oldest_unsigned: float | None = (
+            time.monotonic() if self._tree.size > self._signed_size else None
+        )
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    def commit(self, batch: Sequence[Prepared]) -> list[Receipt]:
+        """Sequence and durably store ``batch``; one receipt per item, in order."""
+        try:
+            receipts = self._append(batch, known={})
+        except DuplicateIdError:
+            # A retry of something already stored: look the ids up, then write the rest.
+            known = self.store.find_ids([p.id for p in batch])
+            receipts = self._append(batch, known=known)
+        self._maybe_checkpoint()
+        return receipts
+
+    def _append(self, batch: Sequence[Prepared], *, known: dict[bytes, StoredEvent]) -> list[Receipt]:
+        receipts: list[Receipt] = []
+        rows: list[EventRow] = []
+        leaves: list[bytes] = []
+        in_batch: dict[bytes, int] = {}
+        seq = self._tree.size
+        for item in batch:
+            stored = known.get(item.id)
+            if stored is not None:
+                receipts.append(self._duplicate(item, stored))
+                continue
+            if item.id in in_batch:
+                receipts.append(Receipt(seq=in_batch[item.id], duplicate=True))
+                continue
+            in_batch[item.id] = seq
+            rows.append(EventRow(seq, *item.row))
+            leaves.append(item.leaf_hash)
+            receipts.append(Receipt(seq=seq))
+            seq += 1
+        if not rows:
+            return receipts
+        snapshot = (self._tree.size, self._tree.partial_tiles())
+        tiles = self._tree.append(leaves)
+        try:
+            self.store.append(rows, tiles)
+        except BaseException:
+            self._tree = TreeBuilder.restore(*snapshot)
+            raise
+        if self._oldest_unsigned is None:
+            self._oldest_unsigned = time.monotonic()
+        return receipts
+
+    def _duplicate(self, item: Prepared, stored: StoredEvent) -> Receipt:
+        new_body = item.row[8]
+        if _same_content(stored.body, new_body, compare_time=item.had_time):
+            return Receipt(seq=stored.seq, duplicate=True)
+        error = ConflictError(
+            f"id {uuid.UUID(bytes=item.id)} is already stored (seq {stored.seq}) with different "
+            "content; ids are idempotency keys, so give a new event a new id"
+        )
+        return Receipt(problems=[f"$.id: {error}"])
+
+    def _maybe_checkpoint(self) -> None:
+        pending = self._tree.size - self._signed_size
+        if pending <= 0 or self._oldest_unsigned is None:
+            return
+        waited = time.monotonic() - self._oldest_unsigned
+        if pending >= self.settings.checkpoint_every or waited >= self.settings.checkpoint_interval:
+            self.checkpoint()
+
+    def checkpoint(self) -> StoredCheckpoint:
+        """Sign and store a checkpoint for the current tree, unless one already covers it."""
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest.size == self._tree.size:
+            return latest
+        cp = Checkpoint(origin=self._signer.name, size=self._tree.size, root=self._tree.root())
+        note = sign_checkpoint(cp, self._signer)
+        self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())
+        self._signed_size = cp.size
+        self._oldest_unsigned = None
+        return StoredCheckpoint(cp.size, note)
+
+
+def _same_content(stored_body: str, new_body: str, *, compare_time: bool) -> bool:
+    """Equal apart from what the server sets: ``received`` (and ``time`` if it defaulted)."""
+    a: dict[str, Any] = json.loads(stored_body)
+    b: dict[str, Any] = json.loads(new_body)
+    drop = ("received",) if compare_time else ("received", "time")
+    for key in drop:
+        a.pop(key, None)
+        b.pop(key, None)
+    return a == b
+
+
+def submit(
+    sequencer: Sequencer, preparer: Preparer, events: Iterable[object]
+) -> list[Receipt]:
+    """Prepare and commit events in-process (the SDK and server path): one batch, in order."""
+    receipts: list[Receipt | None] = []
+    batch: list[Prepared] = []
+    slots: list[int] = []
+    for raw in events:
+        try:
+            item = preparer.prepare(raw)
+        except EventError as exc:
+            receipts.append(Receipt(problems=[str(p) for p in exc.problems]))
+            continue
+        slots.append(len(receipts))
+        receipts.append(None)
+        batch.append(item)
+    for slot, receipt in zip(slots, sequencer.commit(batch), strict=True):
+        receipts[slot] = receipt
+    return [r for r in receipts if r is not None]
+
+
+__all__ = ["Prepared", "Preparer", "Problem", "Receipt", "Sequencer", "Settings", "submit"]

@@ -1,0 +1,167 @@
+"""The storage contract every backend implements (SQLite now, PostgreSQL next).
+
+A store keeps three append-only things: event rows (dense ``seq`` from 0), the
+Merkle tree's full tiles (C2SP tlog-tiles) and signed checkpoints with the partial
+tiles of their tree size. It does no hashing or signing itself: the ingest pipeline
+computes everything and hands the store rows that only need to be written, so both
+backends stay simple and the same tests run on both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from glasslog.errors import IntegrityError, NotFoundError
+from glasslog.ledger.commit import decode_paths, leaf_bytes
+from glasslog.ledger.merkle import HASH_SIZE, NodeReader, leaf_hash, root_of
+from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder, node_reader, partial_widths
+
+
+class EventRow(NamedTuple):
+    """One event as written: indexed columns, the canonical body and its commitments.
+
+    ``body`` is the RFC 8785 encoding of the stored event (secrets already scrubbed,
+    committed values in clear); ``commits`` lists the committed paths (JSON) and
+    ``salts`` holds their 16-byte salts back to back, in the same order. ``text`` is
+    what full-text search indexes; it is derived, never part of the leaf.
+    """
+
+    seq: int
+    id: bytes
+    time_us: int
+    service: str
+    action: str
+    actor_id: str
+    outcome: str
+    request_id: str | None
+    trace_id: str | None
+    body: str
+    commits: str
+    salts: bytes
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """The stored columns needed to rebuild an event's leaf and show it."""
+
+    seq: int
+    body: str
+    commits: str
+    salts: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint note as stored, with the tree size it covers."""
+
+    size: int
+    note: str
+
+
+class Store(Protocol):
+    """What the pipeline, the CLI and ``verify`` need from a backend."""
+
+    def size(self) -> int:
+        """Number of stored events (the next seq to assign)."""
+        ...
+
+    def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
+        """Write events and the full tiles they completed in one durable transaction."""
+        ...
+
+    def find_ids(self, ids: Sequence[bytes]) -> dict[bytes, StoredEvent]:
+        """Return the already-stored events among ``ids`` (idempotency lookups)."""
+        ...
+
+    def get(self, seq: int) -> StoredEvent:
+        """The event at ``seq``; :class:`~glasslog.errors.NotFoundError` if absent."""
+        ...
+
+    def get_by_id(self, event_id: bytes) -> StoredEvent:
+        """The event with that id; :class:`~glasslog.errors.NotFoundError` if absent."""
+        ...
+
+    def events(self, start: int, end: int) -> Iterator[StoredEvent]:
+        """Events with ``start <= seq < end`` in seq order (gaps show as missing seqs)."""
+        ...
+
+    def read_tile(self, level: int, index: int, width: int) -> bytes:
+        """At least the first ``width`` hashes of a tile (a wider stored version is fine)."""
+        ...
+
+    def tiles(self) -> Iterator[Tile]:
+        """Every stored tile, ordered by level, index, width."""
+        ...
+
+    def add_checkpoint(self, size: int, note: str, partial: Sequence[Tile]) -> None:
+        """Store a signed checkpoint and the partial tiles of its tree size."""
+        ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest size, or None before the first one."""
+        ...
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, by size."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def event_of(stored: StoredEvent) -> dict[str, Any]:
+    """The stored event as a dict (values in clear, as the log's owner sees it)."""
+    event: dict[str, Any] = json.loads(stored.body)
+    return event
+
+
+def leaf_of(stored: StoredEvent) -> bytes:
+    """Recompute the exact leaf bytes of a stored event (DESIGN §4, redactable leaves)."""
+    return leaf_bytes(event_of(stored), decode_paths(stored.commits), stored.salts)
+
+
+def tile_entries(store: Store, level: int, index: int, width: int) -> bytes:
+    """The first ``width`` hashes of tile ``level/index``, read or recomputed.
+
+    Full tiles and the partial tiles of every checkpoint are stored. Anything else
+    (the right edge after the last checkpoint) is recomputed: at level 0 from at
+    most 255 events, above from the roots of full tiles one level down.
+    """
+    try:
+        return store.read_tile(level, index, width)[: width * HASH_SIZE]
+    except NotFoundError:
+        pass
+    if level == 0:
+        first = index * TILE_WIDTH
+        hashes = [leaf_hash(leaf_of(e)) for e in store.events(first, first + width)]
+        if len(hashes) != width:
+            raise IntegrityError(
+                f"events {first}..{first + width - 1} are incomplete: found {len(hashes)} of {width}",
+                seq=first + len(hashes),
+            )
+        return b"".join(hashes)
+    below = []
+    for j in range(width):
+        full = tile_entries(store, level - 1, index * TILE_WIDTH + j, TILE_WIDTH)
+        below.append(root_of([full[i : i + HASH_SIZE] for i in range(0, len(full), HASH_SIZE)]))
+    return b"".join(below)
+
+
+def restore_tree(store: Store) -> TreeBuilder:
+    """Rebuild the writer's in-memory right edge for the store's current size."""
+    size = store.size()
+    partial = [
+        Tile(level=level, index=index, width=width, hashes=tile_entries(store, level, index, width))
+        for level, index, width in partial_widths(size)
+    ]
+    return TreeBuilder.restore(size, partial)
+
+
+def node_reader_for(store: Store, size: int) -> NodeReader:
+    """A Merkle node reader over the store's tiles for a tree of ``size`` leaves."""
+    return node_reader(size, lambda level, index, width: tile_entries(store, level, index, width))

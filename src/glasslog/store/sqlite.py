@@ -1,0 +1,290 @@
+"""The embedded store: one SQLite file in WAL mode, one writer, FTS5 for free text.
+
+Append-only is enforced by the database itself: triggers refuse every UPDATE and
+DELETE on the event, tile and checkpoint tables, so a bug (or a careless operator
+using the ``sqlite3`` shell) cannot rewrite history through SQL. Someone editing the
+file's bytes directly is caught by ``glasslog verify`` instead.
+
+Durability: ``synchronous=FULL`` in WAL mode makes every COMMIT fsync the WAL, and
+the pipeline commits once per batch, so the cost is one fsync per batch (group
+commit) and an acknowledged event survives a crash or power loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
+from glasslog.ledger.tiles import Tile
+from glasslog.store.base import EventRow, StoredCheckpoint, StoredEvent
+
+SCHEMA_VERSION = 1
+
+_APPEND_ONLY = ("events", "tiles", "checkpoints")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,   -- leaf index, dense from 0
+    id         BLOB NOT NULL,         -- 16-byte UUID, the idempotency key
+    time       INTEGER NOT NULL,      -- event time, microseconds since the epoch (UTC)
+    service    TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    actor_id   TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    request_id TEXT,
+    trace_id   TEXT,
+    body       TEXT NOT NULL,         -- RFC 8785 JSON of the stored event
+    commits    TEXT NOT NULL,         -- committed paths, JSON
+    salts      BLOB NOT NULL          -- one 16-byte salt per committed path
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_service_time ON events (service, time);
+CREATE INDEX IF NOT EXISTS events_action_time ON events (action, time);
+CREATE INDEX IF NOT EXISTS events_actor_time ON events (actor_id, time);
+CREATE INDEX IF NOT EXISTS events_request ON events (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
+
+-- Contentless: the text lives once, in events.body; the index maps words to seq.
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+    text, content='', columnsize=0
+);
+
+CREATE TABLE IF NOT EXISTS tiles (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    width  INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx, width)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size      INTEGER PRIMARY KEY,
+    note      TEXT NOT NULL
+);
+""" + "".join(
+    f"""
+CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, 'glasslog: {table} are append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, 'glasslog: {table} are append-only; DELETE refused'); END;
+"""
+    for table in _APPEND_ONLY
+)
+
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, id, time, service, action, actor_id, outcome, request_id,"
+    " trace_id, body, commits, salts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+
+
+def _decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _wrap(exc: sqlite3.Error, doing: str) -> StoreError:
+    """Map a sqlite3 error to ours, keeping the database's own words (never any data)."""
+    text = str(exc)
+    if "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"{doing}: the database file is corrupt ({text}); restore it from a backup "
+            "and run `glasslog verify`"
+        )
+    return StoreError(f"{doing}: {text}")
+
+
+class SQLiteStore:
+    """A glasslog store in one SQLite file. Create with :meth:`open`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, readonly: bool = False) -> SQLiteStore:
+        """Open (or with ``create``, create) the store file at ``path``.
+
+        ``readonly`` connections are for verification and reads running beside a
+        writer; WAL lets them see a consistent snapshot without blocking it.
+        """
+        if not create and not path.exists():
+            raise StoreError(f"no glasslog store at {path}; run `glasslog init` first")
+        try:
+            if readonly:
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Tolerant decoding: a row whose text was corrupted on disk must reach verify
+            # (which names its seq), not fail the whole read with a decode error.
+            conn.text_factory = _decode_text
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index pages stay hot
+            store = cls(conn, path)
+            if create:
+                store._create()
+            store._check_version()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, f"opening {path}") from exc
+        return store
+
+    def _create(self) -> None:
+        # executescript runs its own statements; wrapping them in BEGIN/COMMIT in the
+        # script keeps schema creation atomic (a crash leaves no half-made store).
+        self._conn.executescript(
+            f"BEGIN IMMEDIATE;{_SCHEMA}"
+            f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
+            "COMMIT;"
+        )
+
+    def _check_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            found = "none" if row is None else row[0]
+            raise StoreError(
+                f"unsupported store schema version: expected {SCHEMA_VERSION}, found {found}"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def size(self) -> int:
+        row = self._query_one("SELECT max(seq) FROM events", ())
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
+        try:
+            with self._transaction():
+                self._conn.executemany(_INSERT_EVENT, (r[:12] for r in rows))
+                self._conn.executemany(_INSERT_FTS, ((r.seq, r.text) for r in rows))
+                self._conn.executemany(
+                    "INSERT INTO tiles (level, idx, width, hashes) VALUES (?,?,?,?)",
+                    ((t.level, t.index, t.width, t.hashes) for t in tiles),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "events.id" in str(exc):
+                raise DuplicateIdError("an event id in this batch is already stored") from exc
+            if "events.seq" in str(exc):
+                raise StoreError(
+                    "another process wrote events to this store; only one writer may sequence "
+                    "at a time (hold the data directory's writer lock)"
+                ) from exc
+            raise _wrap(exc, "writing events") from exc
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "writing events") from exc
+
+    def find_ids(self, ids: Sequence[bytes]) -> dict[bytes, StoredEvent]:
+        found: dict[bytes, StoredEvent] = {}
+        # Stay well under SQLite's bound-parameter limit.
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                f"SELECT id, seq, body, commits, salts FROM events WHERE id IN ({marks})",  # noqa: S608 - only '?' marks are spliced
+                chunk,
+            ):
+                found[row[0]] = StoredEvent(row[1], row[2], row[3], row[4])
+        return found
+
+    def get(self, seq: int) -> StoredEvent:
+        row = self._query_one("SELECT seq, body, commits, salts FROM events WHERE seq = ?", (seq,))
+        if row is None:
+            raise NotFoundError(f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}")
+        return StoredEvent(*row)
+
+    def get_by_id(self, event_id: bytes) -> StoredEvent:
+        row = self._query_one(
+            "SELECT seq, body, commits, salts FROM events WHERE id = ?", (event_id,)
+        )
+        if row is None:
+            raise NotFoundError("no event with that id")
+        return StoredEvent(*row)
+
+    def events(self, start: int, end: int) -> Iterator[StoredEvent]:
+        try:
+            cur = self._conn.execute(
+                "SELECT seq, body, commits, salts FROM events WHERE seq >= ? AND seq < ?"
+                " ORDER BY seq",
+                (start, end),
+            )
+            for row in cur:
+                yield StoredEvent(*row)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, f"reading events {start}..{end}") from exc
+
+    def read_tile(self, level: int, index: int, width: int) -> bytes:
+        row = self._query_one(
+            "SELECT CAST(hashes AS BLOB) FROM tiles WHERE level = ? AND idx = ? AND width >= ?"
+            " ORDER BY width LIMIT 1",
+            (level, index, width),
+        )
+        if row is None:
+            raise NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+        hashes: bytes = row[0]
+        return hashes
+
+    def tiles(self) -> Iterator[Tile]:
+        try:
+            for level, idx, width, hashes in self._conn.execute(
+                "SELECT level, idx, width, CAST(hashes AS BLOB) FROM tiles"
+                " ORDER BY level, idx, width"
+            ):
+                yield Tile(level=level, index=idx, width=width, hashes=hashes)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "reading tiles") from exc
+
+    def add_checkpoint(self, size: int, note: str, partial: Sequence[Tile]) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO checkpoints (size, note) VALUES (?, ?)", (size, note)
+                )
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO tiles (level, idx, width, hashes) VALUES (?,?,?,?)",
+                    ((t.level, t.index, t.width, t.hashes) for t in partial),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "storing a checkpoint") from exc
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        row = self._query_one("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1", ())
+        return None if row is None else StoredCheckpoint(int(row[0]), str(row[1]))
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return [
+            StoredCheckpoint(int(size), str(note))
+            for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
+        ]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "reading the store") from exc
+
+    def _query_one(self, sql: str, params: Sequence[object]) -> tuple[object, ...] | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None

@@ -1,0 +1,163 @@
+"""The ingest pipeline end to end on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from glasslog.ingest.pipeline import Settings
+from glasslog.ledger import merkle
+from glasslog.ledger.note import verify_checkpoint
+from glasslog.store.base import leaf_of, restore_tree
+from glasslog.testing import TemporaryLog, temporary_log
+from glasslog.verify import verify_store
+from tests.conftest import MakeEvent, make_event
+
+
+def _root_from_store(tlog: TemporaryLog) -> bytes:
+    size = tlog.store.size()
+    return merkle.root_of([merkle.leaf_hash(leaf_of(e)) for e in tlog.store.events(0, size)])
+
+
+def test_events_get_dense_seqs_from_zero(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """Each accepted event gets the next seq; seqs start at 0 and have no gaps."""
+    first = tlog.submit([event() for _ in range(5)])
+    second = tlog.submit([event() for _ in range(3)])
+    assert [r.seq for r in first + second] == list(range(8))
+    assert tlog.store.size() == 8
+
+
+def test_checkpoint_root_matches_leaves_recomputed_from_storage(
+    tlog: TemporaryLog, event: MakeEvent
+) -> None:
+    """A signed checkpoint's root is the RFC 9162 root of the stored events' leaves."""
+    tlog.submit([event() for _ in range(300)])
+    note = tlog.checkpoint().note
+    cp = verify_checkpoint(note, verifier=tlog.datadir.verifier())
+    assert cp.size == 300
+    assert cp.root == _root_from_store(tlog)
+
+
+def test_retry_returns_original_seq_and_stores_nothing(
+    tlog: TemporaryLog, event: MakeEvent
+) -> None:
+    """Sending an event with the same id and content again is a duplicate, not a new row."""
+    original = event()
+    tlog.submit([event(), original, event()])
+    again = tlog.submit([original, event()])
+    assert again[0].seq == 1 and again[0].duplicate
+    assert again[1].seq == 3 and not again[1].duplicate
+    assert tlog.store.size() == 4
+
+
+def test_retry_without_time_is_still_a_duplicate(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """An event that let the server default its time is recognised when retried later."""
+    original = event()
+    del original["time"]
+    (first,) = tlog.submit([original])
+    (again,) = tlog.submit([original])
+    assert again.duplicate and again.seq == first.seq
+
+
+def test_duplicate_inside_one_batch_is_stored_once(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """The same id twice in one batch gets one seq."""
+    e = event()
+    receipts = tlog.submit([e, e])
+    assert [r.seq for r in receipts] == [0, 0]
+    assert receipts[1].duplicate
+    assert tlog.store.size() == 1
+
+
+def test_same_id_with_other_content_is_refused(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """Reusing an id for different content is an error that names the stored seq."""
+    e = event()
+    tlog.submit([e])
+    (receipt,) = tlog.submit([{**e, "action": "db.drop"}])
+    assert not receipt.ok
+    assert "already stored (seq 0) with different content" in receipt.problems[0]
+    assert tlog.store.size() == 1
+
+
+def test_invalid_event_is_reported_and_valid_ones_are_stored(
+    tlog: TemporaryLog, event: MakeEvent
+) -> None:
+    """A batch reports per-event results and stores every valid event."""
+    receipts = tlog.submit([event(), {"service": "x"}, event()])
+    assert [r.seq for r in receipts] == [0, None, 1]
+    assert any("$.action" in p for p in receipts[1].problems)
+
+
+def test_secrets_never_reach_storage(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """A password and a bearer token are scrubbed before the event is stored."""
+    e = event(
+        metadata={"password": "hunter2-very-secret", "note": "Bearer abcdefghijklmnop123456"},
+    )
+    tlog.submit([e])
+    stored = tlog.store.get(0)
+    assert "hunter2-very-secret" not in stored.body
+    assert "abcdefghijklmnop123456" not in stored.body
+    assert "[REDACTED:" in stored.body
+
+
+def test_sensitive_fields_are_committed_in_the_leaf(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """The leaf holds commitments, not the email, ip or metadata values."""
+    tlog.submit([event()])
+    stored = tlog.store.get(0)
+    leaf = json.loads(leaf_of(stored))
+    assert set(leaf["actor"]["email"]) == {"$commit"}
+    assert set(leaf["source"]["ip"]) == {"$commit"}
+    assert set(leaf["metadata"]["table"]) == {"$commit"}
+    assert leaf["service"] == "payments"
+    assert b"example.com" not in leaf_of(stored)
+
+
+def test_checkpoints_are_signed_every_n_events() -> None:
+    """With checkpoint_every=100, a 250-event stream leaves checkpoints at 100 and 200."""
+    settings = Settings(checkpoint_every=100, checkpoint_interval=1e9)
+    with temporary_log(settings=settings) as tlog:
+        for _ in range(25):
+            tlog.submit([make_event() for _ in range(10)])
+        assert [c.size for c in tlog.store.checkpoints()] == [100, 200]
+
+
+def test_checkpoint_on_demand_is_not_repeated_for_the_same_size(
+    tlog: TemporaryLog, event: MakeEvent
+) -> None:
+    """Asking twice for a checkpoint of an unchanged tree signs once."""
+    tlog.submit([event()])
+    first = tlog.checkpoint()
+    assert tlog.checkpoint() == first
+    assert len(tlog.store.checkpoints()) == 1
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 511, 513, 1000])
+def test_restored_tree_continues_the_same_tree(size: int) -> None:
+    """After a restart the writer rebuilds the tree's right edge and keeps the same root."""
+    with temporary_log() as tlog:
+        tlog.submit([make_event() for _ in range(size)])
+        restored = restore_tree(tlog.store)
+        assert restored.size == size
+        assert restored.root() == _root_from_store(tlog)
+
+
+def test_whole_store_verifies_after_many_batches(tlog: TemporaryLog) -> None:
+    """verify_store accepts an untouched log with several checkpoints."""
+    for _ in range(6):
+        tlog.submit([make_event() for _ in range(100)])
+        tlog.checkpoint()
+    report = verify_store(tlog.datadir.db, tlog.datadir.verifier(), workers=1)
+    assert report.events == 600
+    assert report.checkpoints == 6
+    assert report.pending == 0
+
+
+def test_ids_are_assigned_when_absent(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """An event without id gets a UUIDv7 and can be fetched by it."""
+    e = event()
+    del e["id"]
+    tlog.submit([e])
+    stored = tlog.log.get("0")
+    assert uuid.UUID(stored["id"]).version == 7
+    assert tlog.log.get(stored["id"])["seq"] == 0

@@ -1,0 +1,180 @@
+"""The ``glasslog`` command as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glasslog.ledger import merkle
+from glasslog.ledger.note import Verifier, verify_checkpoint
+from tests.conftest import make_event
+
+
+def run(*args: str, data: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "glasslog", *args, "--data", str(data)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "log"
+    result = run("init", "--origin", "test.example/cli", data=d)
+    assert result.returncode == 0, result.stderr
+    return d
+
+
+def _jsonl(events: list[dict[str, object]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def test_init_creates_owner_only_key_and_prints_vkey(data: Path) -> None:
+    """init writes a 0600 signing key and prints a vkey that parses."""
+    mode = stat.S_IMODE((data / "signing.key").stat().st_mode)
+    assert mode == 0o600
+    vkey = run("vkey", data=data).stdout.strip()
+    assert Verifier.from_vkey(vkey).name == "test.example/cli"
+
+
+def test_init_twice_keeps_the_key(data: Path) -> None:
+    """A second init prints the same vkey and leaves the key file untouched."""
+    before = (data / "signing.key").read_bytes()
+    again = run("init", data=data)
+    assert again.returncode == 0
+    assert (data / "signing.key").read_bytes() == before
+    assert again.stdout.strip() == run("vkey", data=data).stdout.strip()
+
+
+def test_init_with_another_origin_is_refused(data: Path) -> None:
+    """Re-initialising a log under a new name is an error, not a new identity."""
+    result = run("init", "--origin", "other.example/log", data=data)
+    assert result.returncode == 1
+    assert "already holds the log 'test.example/cli'" in result.stderr
+
+
+def test_ingest_reports_counts_and_rejections(data: Path) -> None:
+    """ingest prints accepted/duplicates/rejected with line numbers and exits 2 on rejects."""
+    good = [make_event() for _ in range(3)]
+    text = _jsonl(good[:2]) + "{not json\n" + _jsonl([{"service": "x"}]) + _jsonl(good[2:])
+    result = run("ingest", "-", data=data, stdin=text)
+    assert result.returncode == 2, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] == 3 and summary["duplicates"] == 0
+    assert [r["line"] for r in summary["rejected"]] == [3, 4]
+    assert "not valid JSON" in summary["rejected"][0]["errors"][0]
+    again = run("ingest", "-", data=data, stdin=_jsonl(good))
+    assert again.returncode == 0
+    assert json.loads(again.stdout) == {"accepted": 0, "duplicates": 3, "rejected": []}
+
+
+def test_get_by_seq_and_id(data: Path) -> None:
+    """get returns the stored event with its seq, by seq or by id."""
+    e = make_event()
+    run("ingest", "-", data=data, stdin=_jsonl([make_event(), e]))
+    by_seq = json.loads(run("get", "1", data=data).stdout)
+    by_id = json.loads(run("get", str(e["id"]), data=data).stdout)
+    assert by_seq == by_id
+    assert by_seq["seq"] == 1 and by_seq["id"] == e["id"]
+
+
+def test_get_unknown_is_one_line_error(data: Path) -> None:
+    """A missing event is a one-line error on stderr, never a traceback."""
+    result = run("get", "42", data=data)
+    assert result.returncode == 1
+    assert result.stderr.startswith("glasslog: error: no event with seq 42")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_commands_on_missing_data_dir_say_how_to_fix(tmp_path: Path) -> None:
+    """Without init, commands tell the user to run glasslog init."""
+    result = run("checkpoint", data=tmp_path / "nothing")
+    assert result.returncode == 1
+    assert "run `glasslog init" in result.stderr
+
+
+def test_inclusion_proof_verifies_offline_against_checkpoint(data: Path) -> None:
+    """proof inclusion output verifies with only the checkpoint note and the vkey."""
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(37)]))
+    note = run("checkpoint", data=data).stdout
+    cp = verify_checkpoint(note, verifier=Verifier.from_vkey(run("vkey", data=data).stdout.strip()))
+    assert cp.size == 37
+    proof = json.loads(run("proof", "inclusion", "20", data=data).stdout)
+    assert proof["tree_size"] == 37 and proof["seq"] == 20
+    assert base64.b64decode(proof["root"]) == cp.root
+    leaf = base64.b64decode(proof["leaf"])
+    assert base64.b64decode(proof["leaf_hash"]) == merkle.leaf_hash(leaf)
+    merkle.verify_inclusion(
+        index=20,
+        size=37,
+        leaf_hash=merkle.leaf_hash(leaf),
+        proof=[base64.b64decode(h) for h in proof["proof"]],
+        root=cp.root,
+    )
+
+
+def test_consistency_proof_between_two_checkpoints_verifies(data: Path) -> None:
+    """proof consistency links an old checkpoint to a newer one."""
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(10)]))
+    old = run("checkpoint", data=data).stdout
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(290)]))
+    new = run("checkpoint", data=data).stdout
+    v = Verifier.from_vkey(run("vkey", data=data).stdout.strip())
+    cp1, cp2 = verify_checkpoint(old, verifier=v), verify_checkpoint(new, verifier=v)
+    out = json.loads(run("proof", "consistency", "10", "300", data=data).stdout)
+    assert base64.b64decode(out["root1"]) == cp1.root
+    assert base64.b64decode(out["root2"]) == cp2.root
+    merkle.verify_consistency(
+        size1=10,
+        size2=300,
+        root1=cp1.root,
+        root2=cp2.root,
+        proof=[base64.b64decode(h) for h in out["proof"]],
+    )
+
+
+def test_proof_beyond_latest_checkpoint_is_refused(data: Path) -> None:
+    """A tree size no checkpoint covers is refused with the valid range."""
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(5)]))
+    result = run("proof", "inclusion", "1", "--size", "9", data=data)
+    assert result.returncode == 1
+    assert "choose a size from 1 to 5" in result.stderr
+
+
+def test_verify_passes_on_intact_log(data: Path) -> None:
+    """verify exits 0 with a one-line summary on an untouched log."""
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(50)]))
+    result = run("verify", data=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("intact: 50 events, 1 signed checkpoints")
+
+
+def test_key_readable_by_others_is_refused(data: Path) -> None:
+    """A signing key with group/other permissions is refused until chmod 600."""
+    os.chmod(data / "signing.key", 0o644)
+    result = run("ingest", "-", data=data, stdin=_jsonl([make_event()]))
+    assert result.returncode == 1
+    assert "chmod 600" in result.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """glasslog demo ingests, proves offline and verifies on a fresh directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "glasslog", "demo", "--data", str(tmp_path / "demo"), "--events", "600"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "verified offline" in result.stdout
+    assert "intact: 600 events" in result.stdout
