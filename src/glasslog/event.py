@@ -790,6 +790,20 @@ _TOP: Final[_Fields] = _fields(
 _REQUIRED: Final = ("service", "action", "actor")
 
 
+_last_received: tuple[datetime, str] | None = None
+
+
+def _received(now: datetime) -> str:
+    """format_time(now), remembered: a bulk ingest validates thousands of events per ``now``."""
+    global _last_received  # noqa: PLW0603 - a one-entry cache, per process
+    last = _last_received
+    if last is not None and last[0] is now:
+        return last[1]
+    text = format_time(now)
+    _last_received = (now, text)
+    return text
+
+
 def validate(raw: object, *, limits: Limits = DEFAULT_LIMITS, now: datetime | None = None) -> Event:
     """Check an incoming event against schema v1 and return a fresh, normalized copy.
 
@@ -799,7 +813,7 @@ def validate(raw: object, *, limits: Limits = DEFAULT_LIMITS, now: datetime | No
     """
     if not isinstance(raw, dict):
         raise EventError([Problem("$", f"expected a JSON object, found {_json_type(raw)}")])
-    received = format_time(datetime.now(UTC) if now is None else now)
+    received = _received(datetime.now(UTC) if now is None else now)
     check = _Check(limits)
     event: Event = {}
     for name, value in raw.items():

@@ -20,10 +20,14 @@ from glasslog.ledger.commit import (
     Path,
     commitment,
     committed_paths,
+    decode_commits,
     decode_paths,
+    encode_commits,
     encode_paths,
+    encode_stored,
     is_commitment,
     leaf_bytes,
+    leaf_from_body,
     leaf_object,
 )
 
@@ -295,3 +299,86 @@ def test_leaf_is_canonical_json_of_the_committed_event() -> None:
     for head, *rest in paths:
         value = leaf[head][rest[0]] if rest else leaf[head]
         assert is_commitment(value)
+
+
+_keys = st.text(
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="$"), min_size=1, max_size=6
+).filter(lambda k: not k.startswith("$"))
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(metadata=st.dictionaries(_keys, _values, max_size=6), reason=st.text(max_size=20))
+def test_encode_stored_matches_separate_encodings(metadata: dict[str, Any], reason: str) -> None:
+    """The one-pass body and leaf equal canonical(event) and leaf_bytes for any metadata."""
+    event = sample_event()
+    event["metadata"] = metadata
+    event["reason"] = reason
+    paths = committed_paths(event, flagged=[("reason",)])
+    salts = salts_for(paths)
+    body, leaf, spans = encode_stored(event, paths, salts)
+    assert body.encode("utf-8") == canonical(event)
+    assert leaf == leaf_bytes(event, paths, salts)
+    assert leaf_from_body(body, spans, salts) == leaf
+    for path, span in zip(paths, spans, strict=True):
+        assert span is not None
+        value: Any = event
+        for key in path:
+            value = value[key]
+        assert body[span[0] : span[1]].encode("utf-8") == canonical(value)
+
+
+def test_leaf_from_body_detects_any_change() -> None:
+    """Editing the body, a span or a salt changes the recomputed leaf."""
+    event = sample_event()
+    paths = committed_paths(event)
+    salts = salts_for(paths)
+    body, leaf, spans = encode_stored(event, paths, salts)
+    assert leaf_from_body(body, spans, salts) == leaf
+    edited_value = body.replace("alice@", "alicf@")
+    edited_clear = body.replace('"payments"', '"paymentz"')
+    assert leaf_from_body(edited_value, spans, salts) != leaf
+    assert leaf_from_body(edited_clear, spans, salts) != leaf
+    first = spans[0]
+    assert first is not None
+    moved = [(first[0] + 1, first[1]), *spans[1:]]
+    assert leaf_from_body(body, moved, salts) != leaf
+    assert leaf_from_body(body, spans, bytes(len(salts))) != leaf
+
+
+def test_leaf_from_body_refuses_overlapping_spans() -> None:
+    """Spans that overlap or run past the body are an error, not a silent leaf."""
+    with pytest.raises(ValueError, match="out of order or out of range"):
+        leaf_from_body("0123456789", [(0, 5), (3, 8)], bytes(32))
+    with pytest.raises(ValueError, match="out of order or out of range"):
+        leaf_from_body("0123", [(2, 9)], bytes(16))
+
+
+def test_erased_value_keeps_its_commitment_in_body_and_leaf() -> None:
+    """A field that already is a commitment stays literal in the body and has no span."""
+    event = sample_event()
+    paths = committed_paths(event)
+    salts = salts_for(paths)
+    i = paths.index(("actor", "email"))
+    erased = masked(event, paths[i], salts[i * SALT_BYTES : (i + 1) * SALT_BYTES])
+    body, leaf, spans = encode_stored(erased, paths, salts)
+    assert spans[i] is None
+    assert leaf == leaf_bytes(event, paths, salts)
+    assert leaf_from_body(body, spans, salts) == leaf
+
+
+def test_commits_round_trip_through_storage() -> None:
+    """Paths with spans, and erased paths without, survive encode/decode."""
+    paths: list[Path] = [("actor", "email"), ("reason",)]
+    spans: list[tuple[int, int] | None] = [(3, 9), None]
+    assert decode_commits(encode_commits(paths, spans)) == (paths, spans)
+
+
+@pytest.mark.parametrize("text", ["{", "{}", "[[]]", "[[1,2]]", "[5]"])
+def test_decode_commits_refuses_anything_else(text: str) -> None:
+    """Malformed stored commitments are a ValueError naming the problem."""
+    with pytest.raises(ValueError, match="stored commitment"):
+        decode_commits(text)

@@ -24,20 +24,20 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from glasslog.access.redact import Scrubber
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
-from glasslog.event import DEFAULT_LIMITS, Event, Limits, canonical, validate
+from glasslog.event import DEFAULT_LIMITS, Event, Limits, validate
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
     Path,
     committed_paths,
-    encode_paths,
-    leaf_bytes,
+    encode_commits,
+    encode_stored,
 )
 from glasslog.ledger.merkle import leaf_hash
 from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
@@ -92,16 +92,13 @@ def _search_text(event: Event) -> str:
     return " ".join(parts)
 
 
-def _time_us(text: str) -> int:
-    dt = datetime.fromisoformat(text)
-    return (
-        (dt - _EPOCH).days * 86_400_000_000
-        + (dt - _EPOCH).seconds * 1_000_000
-        + (dt - _EPOCH).microseconds
-    )
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _time_us(text: str) -> int:
+    """Microseconds since the epoch of a validated (UTC, ``Z``) event time."""
+    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
 
 
 class Preparer:
@@ -123,10 +120,9 @@ class Preparer:
         flagged = [tuple(str(p) for p in f.path[:2]) for f in findings]
         paths = committed_paths(event, sensitive=self.settings.sensitive, flagged=flagged)
         salts = os.urandom(SALT_BYTES * len(paths))
-        leaf = leaf_bytes(event, paths, salts)
-        body = canonical(event).decode("utf-8")
+        body, leaf, spans = encode_stored(event, paths, salts)
         ctx = event.get("context", {})
-        event_id = uuid.UUID(event["id"]).bytes
+        event_id = bytes.fromhex(event["id"].replace("-", ""))  # validated canonical UUID
         row = (
             event_id,
             _time_us(event["time"]),
@@ -137,7 +133,7 @@ class Preparer:
             ctx.get("request_id"),
             ctx.get("trace_id"),
             body,
-            encode_paths(paths),
+            encode_commits(paths, spans),
             salts,
             _search_text(event),
         )
@@ -165,11 +161,11 @@ class Preparer:
 
 @dataclass(slots=True)
 class Receipt:
-    """What happened to one submitted event."""
+    """What happened to one submitted event: its seq, or the problems that refused it."""
 
     seq: int | None = None
     duplicate: bool = False
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -245,7 +241,7 @@ class Sequencer:
             f"id {uuid.UUID(bytes=item.id)} is already stored (seq {stored.seq}) with different "
             "content; ids are idempotency keys, so give a new event a new id"
         )
-        return Receipt(problems=[f"$.id: {error}"])
+        return Receipt(problems=(f"$.id: {error}",))
 
     def _maybe_checkpoint(self) -> None:
         pending = self._tree.size - self._signed_size
@@ -290,7 +286,7 @@ def submit(
         try:
             item = preparer.prepare(raw)
         except EventError as exc:
-            receipts.append(Receipt(problems=[str(p) for p in exc.problems]))
+            receipts.append(Receipt(problems=tuple(str(p) for p in exc.problems)))
             continue
         slots.append(len(receipts))
         receipts.append(None)

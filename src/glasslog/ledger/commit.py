@@ -45,10 +45,14 @@ __all__ = [
     "Path",
     "commitment",
     "committed_paths",
+    "decode_commits",
     "decode_paths",
+    "encode_commits",
     "encode_paths",
+    "encode_stored",
     "is_commitment",
     "leaf_bytes",
+    "leaf_from_body",
     "leaf_object",
 ]
 
@@ -122,7 +126,9 @@ def _add_anchor(event: Event, path: Path, paths: set[Path]) -> None:
         paths.add((head, path[1]))
 
 
-def leaf_object(event: Event, paths: Sequence[Path], salts: bytes) -> Event:
+def leaf_object(
+    event: Event, paths: Sequence[Path], salts: bytes, *, texts: list[str | None] | None = None
+) -> Event:
     """Return the leaf form of ``event``: each path's value replaced by its commitment.
 
     ``paths`` are one or two keys deep, none repeated or inside another (as
@@ -130,7 +136,8 @@ def leaf_object(event: Event, paths: Sequence[Path], salts: bytes) -> Event:
     ``SALT_BYTES`` salt per path, in the order of ``paths``. A value that already is
     a ``{"$commit": ...}`` object (masked from this reader, or erased) is kept as it
     is and its salt is not used: pass any 16 bytes, e.g. zeros. ``event`` is not
-    modified; only the objects along the paths are copied.
+    modified; only the objects along the paths are copied. When ``texts`` is given,
+    it receives each path's canonical value text (None for a kept commitment).
     """
     count = len(paths)
     if len(salts) != count * SALT_BYTES:
@@ -168,8 +175,13 @@ def leaf_object(event: Event, paths: Sequence[Path], salts: bytes) -> Event:
             raise ValueError(f"path {_show(path)} is not in the event")
         if type(value) is not dict or not is_commitment(value):
             # commitment(), inlined: this loop runs for every field of every event.
-            digest = sha256(salts[start : start + SALT_BYTES] + canonical(value)).digest()
+            text = canonical(value)
+            digest = sha256(salts[start : start + SALT_BYTES] + text).digest()
             parent[key] = {COMMIT_KEY: b2a_base64(digest, newline=False).decode("ascii")}
+            if texts is not None:
+                texts.append(text.decode("utf-8"))
+        elif texts is not None:
+            texts.append(None)
         start += SALT_BYTES
     return leaf
 
@@ -181,6 +193,174 @@ def _nested(head: str) -> ValueError:
 def leaf_bytes(event: Event, paths: Sequence[Path], salts: bytes) -> bytes:
     """Return the Merkle leaf of ``event``: the JCS bytes of :func:`leaf_object`."""
     return canonical(leaf_object(event, paths, salts))
+
+
+Span = tuple[int, int]
+"""Where a committed value's canonical text sits in the stored body: ``body[start:end]``."""
+
+_MARK: Final = '{"' + COMMIT_KEY + '":"'
+
+
+def encode_stored(
+    event: Event, paths: Sequence[Path], salts: bytes
+) -> tuple[str, bytes, list[Span | None]]:
+    """Encode ``event`` once for both the store and the tree: ``(body, leaf, spans)``.
+
+    ``body`` is ``canonical(event)`` as text (values in clear), ``leaf`` the Merkle
+    leaf bytes (``leaf_bytes(event, paths, salts)``), and ``spans[i]`` where the
+    value of ``paths[i]`` sits in ``body`` (None for a value that already was a
+    commitment). Both are written in one pass over the top two levels of the event:
+    a value's canonical text is the same wherever it is nested, so each value is
+    encoded once and its text goes to the body and, or its commitment, to the leaf.
+    This runs for every ingested event; ``tests/ledger/test_commit.py`` checks it
+    against the two separate encodings.
+    """
+    count = len(paths)
+    if len(salts) != count * SALT_BYTES:
+        raise ValueError(
+            f"salts must be {count} x {SALT_BYTES} = {count * SALT_BYTES} bytes "
+            f"for {count} paths, got {len(salts)}"
+        )
+    index = {path: i for i, path in enumerate(paths)}
+    if len(index) != count:
+        raise ValueError(f"paths repeat: {_show_all(paths)}")
+    heads: set[str] = set()
+    for path in paths:
+        if not 1 <= len(path) <= 2:
+            raise ValueError(f"path {path!r} must be one or two keys deep")
+        if len(path) == 2:
+            heads.add(path[0])
+    for head in heads:
+        if (head,) in index:
+            raise _nested(head)
+    out = _Encoding(salts, count)
+    out.put("{")
+    comma = ""
+    for key in _sorted_keys(event):
+        out.put(comma + _encode_str(key) + ":")
+        comma = ","
+        value = event[key]
+        if key in heads:
+            if type(value) is not dict or is_commitment(value):
+                raise ValueError(f"path {_show((key, '…'))} is not in the event")
+            out.put("{")
+            inner = ""
+            for sub in _sorted_keys(value):
+                out.put(inner + _encode_str(sub) + ":")
+                inner = ","
+                out.value(value[sub], index.get((key, sub)))
+            out.put("}")
+        else:
+            out.value(value, index.get((key,)))
+    out.put("}")
+    if out.done != count:
+        missing = [path for i, path in enumerate(paths) if i not in out.seen]
+        raise ValueError(f"path {_show_all(missing)} is not in the event")
+    return "".join(out.body), "".join(out.leaf).encode("utf-8"), out.spans
+
+
+_encode_str: Final = json.encoder.encode_basestring
+
+
+def _sorted_keys(obj: dict[str, Any]) -> list[str]:
+    keys = sorted(obj)
+    if all(key.isascii() for key in keys):
+        return keys
+    return sorted(keys, key=lambda key: key.encode("utf-16-be"))  # RFC 8785 order
+
+
+class _Encoding:
+    """The two texts :func:`encode_stored` writes side by side."""
+
+    __slots__ = ("body", "done", "leaf", "length", "salts", "seen", "spans")
+
+    def __init__(self, salts: bytes, count: int) -> None:
+        self.body: list[str] = []
+        self.leaf: list[str] = []
+        self.length = 0
+        self.salts = salts
+        self.spans: list[Span | None] = [None] * count
+        self.seen: set[int] = set()
+        self.done = 0
+
+    def put(self, text: str) -> None:
+        self.body.append(text)
+        self.leaf.append(text)
+        self.length += len(text)
+
+    def value(self, value: object, i: int | None) -> None:
+        text = canonical(value).decode("utf-8")
+        if i is None or is_commitment(value):
+            self.put(text)
+        else:
+            salt = self.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+            digest = sha256(salt + text.encode("utf-8")).digest()
+            self.spans[i] = (self.length, self.length + len(text))
+            self.body.append(text)
+            self.leaf.append(_MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}')
+            self.length += len(text)
+        if i is not None:
+            self.seen.add(i)
+            self.done += 1
+
+
+def leaf_from_body(body: str, spans: Sequence[Span | None], salts: bytes) -> bytes:
+    """Recompute the leaf from a stored body without decoding it (verification's hot path).
+
+    Sound without trusting the spans: the leaf keeps every byte of ``body`` outside
+    the spans, and each span's bytes are bound by SHA-256 to a commitment in the
+    leaf, so any change to the body, the spans or the salts changes the leaf.
+    """
+    if len(salts) != len(spans) * SALT_BYTES:
+        raise ValueError(
+            f"salts must be {len(spans)} x {SALT_BYTES} bytes for {len(spans)} paths, "
+            f"got {len(salts)}"
+        )
+    located = sorted((span, i) for i, span in enumerate(spans) if span is not None)
+    pieces: list[str] = []
+    pos = 0
+    for (start, end), i in located:
+        if not pos <= start <= end <= len(body):
+            raise ValueError(f"stored span {start}..{end} is out of order or out of range")
+        pieces.append(body[pos:start])
+        salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+        digest = sha256(salt + body[start:end].encode("utf-8")).digest()
+        pieces.append(_MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}')
+        pos = end
+    pieces.append(body[pos:])
+    return "".join(pieces).encode("utf-8")
+
+
+def encode_commits(paths: Sequence[Path], spans: Sequence[Span | None]) -> str:
+    """Storage form of committed paths with their spans: ``[["actor","email",12,31]]``."""
+    items: list[list[str | int]] = []
+    for path, span in zip(paths, spans, strict=True):
+        items.append([*path, *span] if span is not None else list(path))
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
+    """Decode :func:`encode_commits`; raise ValueError for anything else."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"stored commitments are not JSON: {exc}") from None
+    if type(data) is not list:
+        raise ValueError("stored commitments must be a JSON array")
+    paths: list[Path] = []
+    spans: list[Span | None] = []
+    for item in data:
+        if type(item) is not list or not item:
+            raise ValueError("each stored commitment must be a non-empty array")
+        if len(item) >= 3 and type(item[-1]) is int and type(item[-2]) is int:
+            path, span = item[:-2], (item[-2], item[-1])
+        else:
+            path, span = item, None
+        if not path or not all(type(key) is str for key in path):
+            raise ValueError("a stored commitment path must be non-empty strings")
+        paths.append(tuple(path))
+        spans.append(span)
+    return paths, spans
 
 
 def encode_paths(paths: Sequence[Path]) -> str:

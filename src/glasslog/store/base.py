@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from glasslog.errors import IntegrityError, NotFoundError
-from glasslog.ledger.commit import decode_paths, leaf_bytes
+from glasslog.ledger.commit import decode_commits, leaf_from_body
 from glasslog.ledger.merkle import HASH_SIZE, NodeReader, leaf_hash, root_of
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder, node_reader, partial_widths
 
@@ -122,7 +122,8 @@ def event_of(stored: StoredEvent) -> dict[str, Any]:
 
 def leaf_of(stored: StoredEvent) -> bytes:
     """Recompute the exact leaf bytes of a stored event (DESIGN §4, redactable leaves)."""
-    return leaf_bytes(event_of(stored), decode_paths(stored.commits), stored.salts)
+    _, spans = decode_commits(stored.commits)
+    return leaf_from_body(stored.body, spans, stored.salts)
 
 
 def tile_entries(store: Store, level: int, index: int, width: int) -> bytes:

@@ -1,0 +1,97 @@
+"""The SQLite store: append-only enforcement, durability settings, indexes and lookups."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from glasslog.errors import NotFoundError, StoreError
+from glasslog.store.sqlite import SQLiteStore
+from glasslog.testing import TemporaryLog
+from tests.conftest import MakeEvent
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET service = 'x' WHERE seq = 0",
+        "DELETE FROM events WHERE seq = 0",
+        "UPDATE checkpoints SET note = 'x'",
+        "DELETE FROM checkpoints",
+        "UPDATE tiles SET width = 1",
+        "DELETE FROM tiles",
+    ],
+)
+def test_database_refuses_updates_and_deletes(
+    tlog: TemporaryLog, event: MakeEvent, statement: str
+) -> None:
+    """Triggers make events, tiles and checkpoints append-only even for raw SQL."""
+    tlog.submit([event() for _ in range(300)])
+    tlog.checkpoint()
+    conn = sqlite3.connect(tlog.datadir.db)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute(statement)
+    conn.close()
+
+
+def test_wal_and_full_sync_are_on(tlog: TemporaryLog) -> None:
+    """The writer's connection uses WAL and fsyncs every commit."""
+    conn = tlog.store._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_indexes_cover_the_query_fields(tlog: TemporaryLog) -> None:
+    """service, action, actor, time, request_id and trace_id are indexed."""
+    conn = sqlite3.connect(tlog.datadir.db)
+    indexed = {
+        row[0]
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        for row in conn.execute(f"SELECT name FROM pragma_index_info('{name}')")
+    }
+    conn.close()
+    assert {"service", "action", "actor_id", "time", "request_id", "trace_id", "id"} <= indexed
+
+
+def test_full_text_finds_words_from_any_text_field(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """FTS5 indexes reason and metadata values; MATCH returns the event's seq."""
+    tlog.submit([event(), event(reason="emergency rotation"), event(metadata={"db": "ledgerdb"})])
+    conn = sqlite3.connect(tlog.datadir.db)
+    find = "SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+    assert [r[0] for r in conn.execute(find, ("emergency",))] == [1]
+    assert [r[0] for r in conn.execute(find, ("ledgerdb",))] == [2]
+    conn.close()
+
+
+def test_lookups_of_missing_events_say_what_exists(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """get and get_by_id raise NotFoundError with the valid range."""
+    tlog.submit([event()])
+    with pytest.raises(NotFoundError, match="no event with seq 5; the log holds seq 0 to 0"):
+        tlog.store.get(5)
+    with pytest.raises(NotFoundError, match="no event with that id"):
+        tlog.store.get_by_id(bytes(16))
+
+
+def test_opening_a_missing_store_says_run_init(tmp_path: Path) -> None:
+    """A store that does not exist is not created by accident."""
+    with pytest.raises(StoreError, match="run `glasslog init` first"):
+        SQLiteStore.open(tmp_path / "nope.db")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    """Opening garbage reports a corrupt database, not a traceback from sqlite3."""
+    path = tmp_path / "glasslog.db"
+    path.write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(StoreError, match="corrupt"):
+        SQLiteStore.open(path)
+
+
+def test_create_is_idempotent(tmp_path: Path) -> None:
+    """Creating the schema twice keeps the data."""
+    path = tmp_path / "glasslog.db"
+    SQLiteStore.open(path, create=True).close()
+    store = SQLiteStore.open(path, create=True)
+    assert store.size() == 0
+    store.close()
