@@ -16,6 +16,7 @@ Run: ``.venv/bin/python bench/ingest.py [--events 1000000]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,10 +40,8 @@ from glasslog.verify import verify_store
 def _tree_rss(proc: psutil.Process) -> int:
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # a worker may exit between the two calls
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -60,10 +59,8 @@ def run_glasslog(data: Path, source: Path, batch: int) -> dict[str, Any]:
     ps = psutil.Process(proc.pid)
     peak_tree = 0
     while proc.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):  # the process may just have exited
             peak_tree = max(peak_tree, _tree_rss(ps))
-        except psutil.Error:
-            pass
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     out, err = proc.communicate()

@@ -171,10 +171,14 @@ def test_key_readable_by_others_is_refused(data: Path) -> None:
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     """glasslog demo ingests, proves offline and verifies on a fresh directory."""
+    command = ["demo", "--data", str(tmp_path / "demo"), "--events", "600"]
     result = subprocess.run(
-        [sys.executable, "-m", "glasslog", "demo", "--data", str(tmp_path / "demo"), "--events", "600"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "glasslog", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "verified offline" in result.stdout
     assert "intact: 600 events" in result.stdout

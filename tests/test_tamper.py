@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +46,7 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """A log of 1000 events with checkpoints at every 200, copied per test."""
     settings = Settings(checkpoint_every=200, checkpoint_interval=1e9)
     out = tmp_path_factory.mktemp("pristine")
@@ -61,7 +60,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         tlog.store.close()
         tlog.log.close()
         shutil.copy(db, out / "glasslog.db")
-    yield Built(out / "glasslog.db", verifier)
+    return Built(out / "glasslog.db", verifier)
 
 
 @pytest.fixture
@@ -119,7 +118,8 @@ def test_inserted_event_is_found(built: Built) -> None:
         "UPDATE events SET seq = -seq WHERE seq < 0",
         "INSERT INTO events (seq, id, time, service, action, actor_id, outcome, request_id,"
         " trace_id, body, commits, salts) SELECT 500, randomblob(16), time, service, action,"
-        " actor_id, outcome, request_id, trace_id, body, commits, salts FROM events WHERE seq = 499",
+        " actor_id, outcome, request_id, trace_id, body, commits, salts"
+        " FROM events WHERE seq = 499",
     )
     built.verify_fails_at(500, "seq 500")
 
@@ -137,8 +137,8 @@ def test_reordered_events_are_found(built: Built) -> None:
 def test_changed_tile_is_found(built: Built) -> None:
     """Editing a stored leaf hash in a tile names the leaf it belongs to."""
     built.sql(
-        "UPDATE tiles SET hashes = CAST(substr(hashes, 1, 160) || zeroblob(32) || substr(hashes, 193)"
-        " AS BLOB)"
+        "UPDATE tiles SET hashes ="
+        " CAST(substr(hashes, 1, 160) || zeroblob(32) || substr(hashes, 193) AS BLOB)"
         " WHERE level = 0 AND idx = 1 AND width = 256"
     )
     built.verify_fails_at(256 + 5, "seq 261")
@@ -203,5 +203,5 @@ def test_corrupted_file_structure_is_a_clear_error(built: Built) -> None:
     for page in range(1, len(data) // page_size):
         data[page * page_size] = 0xFF  # an invalid page type on every page but the header
     built.db.write_bytes(bytes(data))
-    with pytest.raises((IntegrityError, StoreError), match="corrupt|malformed|missing|seq"):
+    with pytest.raises((IntegrityError, StoreError), match=r"corrupt|malformed|missing|seq"):
         verify_store(built.db, built.verifier, workers=1)

@@ -10,21 +10,21 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import click
 
 from glasslog import __version__
 from glasslog.datadir import DEFAULT_DATA, DataDir
+from glasslog.demo import run_demo
 from glasslog.errors import GlasslogError, IntegrityError
-from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
+from glasslog.ingest.bulk import ingest_lines
+from glasslog.ingest.pipeline import Settings
+from glasslog.ledger.note import Verifier
 from glasslog.log import Log
 from glasslog.store.sqlite import SQLiteStore
-
-F = TypeVar("F", bound=Callable[..., Any])
+from glasslog.verify import verify_store
 
 data_option = click.option(
     "--data",
@@ -54,6 +54,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GlasslogError as exc:
             _fail(str(exc))
+        except BrokenPipeError:  # e.g. `glasslog get 1 | head`: the reader left, not an error
+            sys.stderr.close()
+            sys.exit(141)
         except OSError as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except KeyboardInterrupt:
@@ -80,122 +83,23 @@ def init(data: Path, origin: str | None) -> None:
         click.echo(f"initialised {data} (keep {data / 'signing.key'} secret)", err=True)
 
 
-def _read_chunks(stream: IO[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
-    """Non-blank lines in chunks of ``size``, with the 1-based number of each chunk's first line."""
-    chunk: list[bytes] = []
-    numbers: list[int] = []
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        if not chunk:
-            numbers.append(number)
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield numbers.pop(), chunk
-            chunk = []
-    if chunk:
-        yield numbers.pop(), chunk
-
-
-_worker_preparer: Preparer | None = None
-
-
-def _init_worker(key: bytes, settings: Settings) -> None:
-    global _worker_preparer  # noqa: PLW0603 - one Preparer per worker process
-    _worker_preparer = Preparer(fingerprint_key=key, settings=settings)
-
-
-def _prepare_in_worker(lines: list[bytes], first: int) -> list[tuple[int, Any]]:
-    """Prepare one chunk; Prepared items travel as plain tuples, which pickle twice as fast."""
-    assert _worker_preparer is not None
-    return [
-        (n, tuple(r) if isinstance(r, Prepared) else r)
-        for n, r in _worker_preparer.prepare_lines(lines, first_line=first)
-    ]
-
-
-def _prepared(
-    chunks: Iterator[tuple[int, list[bytes]]], key: bytes, settings: Settings, workers: int
-) -> Iterator[list[tuple[int, Prepared | list[str]]]]:
-    """Prepare chunks in order; in worker processes when there is more than one chunk."""
-    first = next(chunks, None)
-    if first is None:
-        return
-    second = next(chunks, None)
-    if second is None or workers <= 1:
-        local = Preparer(fingerprint_key=key, settings=settings)
-        for start, lines in (c for c in (first, second, *chunks) if c is not None):
-            yield local.prepare_lines(lines, first_line=start)
-        return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(key, settings)) as pool:
-        inflight: list[Future[list[tuple[int, Any]]]] = []
-        for start, lines in _chain(first, second, chunks):
-            inflight.append(pool.submit(_prepare_in_worker, lines, start))
-            if len(inflight) >= workers * 2:  # bounded: memory does not grow with the input
-                yield _from_worker(inflight.pop(0).result())
-        while inflight:
-            yield _from_worker(inflight.pop(0).result())
-
-
-def _from_worker(results: list[tuple[int, Any]]) -> list[tuple[int, Prepared | list[str]]]:
-    return [(n, r if isinstance(r, list) else Prepared._make(r)) for n, r in results]
-
-
-def _chain(
-    a: tuple[int, list[bytes]], b: tuple[int, list[bytes]], rest: Iterator[tuple[int, list[bytes]]]
-) -> Iterator[tuple[int, list[bytes]]]:
-    yield a
-    yield b
-    yield from rest
-
-
-def ingest_stream(
-    datadir: DataDir, stream: IO[bytes], *, settings: Settings, workers: int, rejected: IO[str]
-) -> tuple[int, int, int]:
-    """The whole ``glasslog ingest`` path; returns (accepted, duplicates, rejected).
-
-    Rejections are streamed to ``rejected`` as JSON fragments so a file full of
-    bad lines cannot make memory grow.
-    """
-    datadir.require()
-    key = datadir.fingerprint_key()
-    signer = datadir.signer()
-    accepted = duplicates = n_rejected = 0
-    with datadir.writer_lock():
-        store = SQLiteStore.open(datadir.db)
-        try:
-            sequencer = Sequencer(store, signer, settings=settings)
-            chunks = _read_chunks(stream, settings.batch_size)
-            for results in _prepared(chunks, key, settings, workers):
-                batch = [(n, r) for n, r in results if isinstance(r, Prepared)]
-                bad = [(n, r) for n, r in results if not isinstance(r, Prepared)]
-                receipts = sequencer.commit([r for _, r in batch]) if batch else []
-                for (line, _), receipt in zip(batch, receipts, strict=True):
-                    if receipt.duplicate:
-                        duplicates += 1
-                    elif receipt.ok:
-                        accepted += 1
-                    else:
-                        bad.append((line, list(receipt.problems)))
-                for line, problems in sorted(bad):
-                    rejected.write(
-                        ("," if n_rejected else "")
-                        + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)
-                    )
-                    n_rejected += 1
-            sequencer.checkpoint()
-        finally:
-            store.close()
-    return accepted, duplicates, n_rejected
-
-
 @main.command()
 @data_option
 @click.argument("file", type=click.File("rb"))
-@click.option("--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True,
-              help="Processes that validate and hash events in parallel.")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2_000, show_default=True,
-              help="Events per transaction (one fsync each).")  # fmt: skip
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Processes that validate and hash events in parallel.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=2_000,
+    show_default=True,
+    help="Events per transaction (one fsync each).",
+)
 def ingest(data: Path, file: IO[bytes], workers: int, batch_size: int) -> None:
     """Ingest JSON lines from FILE ('-' for stdin); print a summary as JSON.
 
@@ -203,11 +107,11 @@ def ingest(data: Path, file: IO[bytes], workers: int, batch_size: int) -> None:
     """
     settings = Settings(batch_size=batch_size)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
-        accepted, duplicates, n_rejected = ingest_stream(
+        accepted, duplicates, n_rejected = ingest_lines(
             DataDir(data), file, settings=settings, workers=workers, rejected=rejected
         )
         rejected.seek(0)
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         out.write(f'{{"accepted": {accepted}, "duplicates": {duplicates}, "rejected": [')
         while block := rejected.read(1 << 16):
             out.write(block)
@@ -271,12 +175,11 @@ def proof_consistency(data: Path, old: int, new: int) -> None:
 @main.command()
 @data_option
 @click.option("--vkey", "vkey_text", help="Verifier key to trust (default: the data directory's).")
-@click.option("--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True
+)
 def verify(data: Path, vkey_text: str | None, workers: int) -> None:
     """Recompute every leaf, rebuild the tree and check every checkpoint."""
-    from glasslog.ledger.note import Verifier
-    from glasslog.verify import verify_store
-
     datadir = DataDir(data)
     datadir.require()
     verifier = Verifier.from_vkey(vkey_text) if vkey_text else datadir.verifier()
@@ -302,6 +205,4 @@ def verify(data: Path, vkey_text: str | None, workers: int) -> None:
 @click.option("--events", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
 def demo(data: Path, events: int) -> None:
     """Create a log, ingest sample events, prove one of them offline and verify everything."""
-    from glasslog.demo import run_demo
-
     run_demo(data, events=events, echo=click.echo)

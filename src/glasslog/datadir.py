@@ -117,16 +117,16 @@ class DataDir:
         try:
             return Signer.from_skey(text)
         except Exception as exc:  # never echo the key text
-            raise ConfigError(f"{self.path / SIGNING_KEY} does not hold a valid signing key") from exc
+            raise ConfigError(
+                f"{self.path / SIGNING_KEY} does not hold a valid signing key"
+            ) from exc
 
     def fingerprint_key(self) -> bytes:
         text = _read_secret(self.path / FINGERPRINT_KEY)
         try:
             return bytes.fromhex(text)
         except ValueError:
-            raise ConfigError(
-                f"{self.path / FINGERPRINT_KEY} does not hold a hex key"
-            ) from None
+            raise ConfigError(f"{self.path / FINGERPRINT_KEY} does not hold a hex key") from None
 
     def vkey(self) -> str:
         try:

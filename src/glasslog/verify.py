@@ -99,7 +99,8 @@ class _Checker:
             stored = self.store.read_tile(tile.level, tile.index, tile.width)[: len(tile.hashes)]
         except NotFoundError:
             raise IntegrityError(
-                f"tile {tile.level}/{tile.index} is missing from the store", seq=_first_leaf(tile, 0)
+                f"tile {tile.level}/{tile.index} is missing from the store",
+                seq=_first_leaf(tile, 0),
             ) from None
         if stored != tile.hashes:
             j = _first_difference(stored, tile.hashes)
@@ -129,7 +130,7 @@ class _Checker:
 
 
 def _first_leaf(tile: Tile, entry: int) -> int:
-    return (tile.index * TILE_WIDTH + entry) * TILE_WIDTH ** tile.level
+    return int((tile.index * TILE_WIDTH + entry) * TILE_WIDTH**tile.level)
 
 
 def verify_store(

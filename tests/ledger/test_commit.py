@@ -302,7 +302,9 @@ def test_leaf_is_canonical_json_of_the_committed_event() -> None:
 
 
 _keys = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="$"), min_size=1, max_size=6
+    alphabet=st.characters(categories=("L", "M", "N", "P", "S", "Z", "Cc"), exclude_characters="$"),
+    min_size=1,
+    max_size=6,
 ).filter(lambda k: not k.startswith("$"))
 _values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=12),

@@ -201,7 +201,9 @@ class Sequencer:
         self._maybe_checkpoint()
         return receipts
 
-    def _append(self, batch: Sequence[Prepared], *, known: dict[bytes, StoredEvent]) -> list[Receipt]:
+    def _append(
+        self, batch: Sequence[Prepared], *, known: dict[bytes, StoredEvent]
+    ) -> list[Receipt]:
         receipts: list[Receipt] = []
         rows: list[EventRow] = []
         leaves: list[bytes] = []
@@ -275,9 +277,7 @@ def _same_content(stored_body: str, new_body: str, *, compare_time: bool) -> boo
     return a == b
 
 
-def submit(
-    sequencer: Sequencer, preparer: Preparer, events: Iterable[object]
-) -> list[Receipt]:
+def submit(sequencer: Sequencer, preparer: Preparer, events: Iterable[object]) -> list[Receipt]:
     """Prepare and commit events in-process (the SDK and server path): one batch, in order."""
     receipts: list[Receipt | None] = []
     batch: list[Prepared] = []

@@ -142,7 +142,8 @@ def tile_entries(store: Store, level: int, index: int, width: int) -> bytes:
         hashes = [leaf_hash(leaf_of(e)) for e in store.events(first, first + width)]
         if len(hashes) != width:
             raise IntegrityError(
-                f"events {first}..{first + width - 1} are incomplete: found {len(hashes)} of {width}",
+                f"events {first}..{first + width - 1} are incomplete: "
+                f"found {len(hashes)} of {width}",
                 seq=first + len(hashes),
             )
         return b"".join(hashes)

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
 from glasslog.ledger.tiles import Tile
@@ -25,7 +26,7 @@ SCHEMA_VERSION = 1
 
 _APPEND_ONLY = ("events", "tiles", "checkpoints")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -142,13 +143,15 @@ class SQLiteStore:
         return store
 
     def _create(self) -> None:
-        # executescript runs its own statements; wrapping them in BEGIN/COMMIT in the
-        # script keeps schema creation atomic (a crash leaves no half-made store).
-        self._conn.executescript(
-            f"BEGIN IMMEDIATE;{_SCHEMA}"
-            f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
-            "COMMIT;"
-        )
+        # executescript runs its own statements; BEGIN/COMMIT inside the script keeps
+        # the schema atomic. Every statement is idempotent, so a crash before the
+        # version row is written is repaired by running init again.
+        self._conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        with self._transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def _check_version(self) -> None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -199,17 +202,18 @@ class SQLiteStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(
-                f"SELECT id, seq, body, commits, salts FROM events WHERE id IN ({marks})",  # noqa: S608 - only '?' marks are spliced
-                chunk,
-            ):
+            # Only '?' placeholders are spliced into the SQL; the ids are bound parameters.
+            sql = f"SELECT id, seq, body, commits, salts FROM events WHERE id IN ({marks})"  # noqa: S608
+            for row in self._query(sql, chunk):
                 found[row[0]] = StoredEvent(row[1], row[2], row[3], row[4])
         return found
 
     def get(self, seq: int) -> StoredEvent:
         row = self._query_one("SELECT seq, body, commits, salts FROM events WHERE seq = ?", (seq,))
         if row is None:
-            raise NotFoundError(f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}")
+            raise NotFoundError(
+                f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}"
+            )
         return StoredEvent(*row)
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
@@ -279,12 +283,12 @@ class SQLiteStore:
     def close(self) -> None:
         self._conn.close()
 
-    def _query(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise _wrap(exc, "reading the store") from exc
 
-    def _query_one(self, sql: str, params: Sequence[object]) -> tuple[object, ...] | None:
+    def _query_one(self, sql: str, params: Sequence[object]) -> Any:
         rows = self._query(sql, params)
         return rows[0] if rows else None
