@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -182,3 +184,35 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "verified offline" in result.stdout
     assert "intact: 600 events" in result.stdout
+
+
+def test_ingest_checkpoint_every_is_configurable(data: Path) -> None:
+    """--checkpoint-every 10 leaves checkpoints at every 10 events, and one at the end."""
+    events = _jsonl([make_event() for _ in range(25)])
+    result = run(
+        "ingest", "-", "--batch-size", "5", "--checkpoint-every", "10", data=data, stdin=events
+    )
+    assert result.returncode == 0, result.stderr
+    conn = sqlite3.connect(data / "glasslog.db")
+    sizes = [size for (size,) in conn.execute("SELECT size FROM checkpoints ORDER BY size")]
+    conn.close()
+    assert sizes == [10, 20, 25]
+
+
+def test_verify_shows_progress_on_a_terminal(data: Path) -> None:
+    """On a terminal, verify draws a progress bar on stderr; piped, it prints only the summary."""
+    run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(20)]))
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-m", "glasslog", "verify", "--data", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        check=False,
+        timeout=60,
+    )
+    os.close(follower)
+    terminal = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "verifying" in terminal
+    assert proc.stdout.decode().startswith("intact: 20 events")

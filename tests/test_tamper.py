@@ -205,3 +205,26 @@ def test_corrupted_file_structure_is_a_clear_error(built: Built) -> None:
     built.db.write_bytes(bytes(data))
     with pytest.raises((IntegrityError, StoreError), match=r"corrupt|malformed|missing|seq"):
         verify_store(built.db, built.verifier, workers=1)
+
+
+def test_tamper_found_by_parallel_workers_names_the_seq(built: Built) -> None:
+    """With worker processes, the error and its seq still reach the caller."""
+    built.sql("UPDATE events SET body = replace(body, 'payments', 'paymentz') WHERE seq = 901")
+    with pytest.raises(IntegrityError, match="seq 901") as info:
+        verify_store(built.db, built.verifier, workers=2)
+    assert info.value.seq == 901
+
+
+def test_deleted_unsigned_tail_is_found_through_the_tiles(tmp_path: Path) -> None:
+    """Rows deleted after the last checkpoint are still missed by a full tile that recorded them."""
+    with temporary_log() as tlog:
+        tlog.submit([make_event() for _ in range(100)])
+        tlog.checkpoint()
+        tlog.submit([make_event() for _ in range(200)])  # completes tile 0/0, no checkpoint
+        verifier = tlog.datadir.verifier()
+        tlog.store.close()
+        tlog.log.close()
+        shutil.copy(tlog.datadir.db, tmp_path / "glasslog.db")
+    built = Built(tmp_path / "glasslog.db", verifier)
+    built.sql("DELETE FROM events WHERE seq >= 200")
+    built.verify_fails_at(200, "seq 200 is missing")

@@ -100,12 +100,37 @@ def init(data: Path, origin: str | None) -> None:
     show_default=True,
     help="Events per transaction (one fsync each).",
 )
-def ingest(data: Path, file: IO[bytes], workers: int, batch_size: int) -> None:
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=Settings().checkpoint_every,
+    show_default=True,
+    help="Sign a checkpoint once this many events are not covered by one.",
+)
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(0),
+    default=Settings().checkpoint_interval,
+    show_default=True,
+    help="…or once the oldest uncovered event has waited this many seconds.",
+)
+def ingest(
+    data: Path,
+    file: IO[bytes],
+    workers: int,
+    batch_size: int,
+    checkpoint_every: int,
+    checkpoint_interval: float,
+) -> None:
     """Ingest JSON lines from FILE ('-' for stdin); print a summary as JSON.
 
     Exit 0 when nothing was rejected, 2 otherwise (the valid events are still stored).
     """
-    settings = Settings(batch_size=batch_size)
+    settings = Settings(
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        checkpoint_interval=checkpoint_interval,
+    )
     with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
         accepted, duplicates, n_rejected = ingest_lines(
             DataDir(data), file, settings=settings, workers=workers, rejected=rejected

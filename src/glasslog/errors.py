@@ -81,6 +81,10 @@ class IntegrityError(LedgerError):
         self.seq = seq
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Verification runs in worker processes; keep ``seq`` across pickling.
+        return (_integrity_error, (str(self), self.seq))
+
 
 class StoreError(GlasslogError):
     """The database failed, or refused an operation (for example an UPDATE of an event)."""
@@ -96,3 +100,7 @@ class DuplicateIdError(StoreError):
     The pipeline writes optimistically and catches this to fall back to looking the
     ids up; users only ever see the resolved outcome (duplicate or conflict).
     """
+
+
+def _integrity_error(message: str, seq: int | None) -> IntegrityError:
+    return IntegrityError(message, seq=seq)

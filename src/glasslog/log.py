@@ -47,7 +47,7 @@ class Log:
 
     def find(self, key: str) -> StoredEvent:
         """An event by seq (a decimal number) or by id (a UUID)."""
-        if key.isdigit():
+        if key.isascii() and key.isdigit():
             return self.store.get(int(key))
         try:
             event_id = uuid.UUID(key)
@@ -84,7 +84,7 @@ class Log:
         root = merkle.root_from(size, node_reader_for(self.store, size))
         for stored in self.store.checkpoints():
             if stored.size == size:
-                cp = Checkpoint.parse(stored.note.split("\n\n", 1)[0] + "\n")
+                cp = verify_checkpoint(stored.note, verifier=self.datadir.verifier())
                 if cp.root != root:
                     raise ConfigError(
                         f"the stored tree disagrees with the checkpoint at size {size}; "

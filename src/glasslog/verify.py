@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from glasslog.errors import IntegrityError, NoteError, NotFoundError, StoreError
+from glasslog.errors import IntegrityError, NoteError, NotFoundError
 from glasslog.ledger.merkle import HASH_SIZE, leaf_hash
 from glasslog.ledger.note import Checkpoint, Verifier, verify_checkpoint
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder
@@ -90,11 +90,10 @@ class _Checker:
         self.tree = TreeBuilder()
 
     def add(self, leaves: list[bytes]) -> None:
-        first = self.tree.size
         for tile in self.tree.append(leaves):
-            self._compare(tile, first)
+            self._compare(tile)
 
-    def _compare(self, tile: Tile, first_new: int) -> None:
+    def _compare(self, tile: Tile) -> None:
         try:
             stored = self.store.read_tile(tile.level, tile.index, tile.width)[: len(tile.hashes)]
         except NotFoundError:
@@ -116,17 +115,30 @@ class _Checker:
                 f"(the subtree starting at seq {seq}); a tile was altered",
                 seq=seq,
             )
-        del first_new
 
     def check_checkpoint(self, cp: Checkpoint) -> None:
         for tile in self.tree.partial_tiles():
-            self._compare(tile, 0)
+            self._compare(tile)
         if self.tree.root() != cp.root:
             raise IntegrityError(
                 f"checkpoint at size {cp.size}: its signed root does not match the tree "
                 "recomputed from the stored events; events before it were altered together "
                 "with the tree's tiles"
             )
+
+
+def _check_no_tiles_beyond(store: SQLiteStore, size: int) -> None:
+    """Fail if a stored level-0 tile records more leaves than there are events."""
+    index, width = divmod(size, TILE_WIDTH)
+    try:
+        store.read_tile(0, index, width + 1)
+    except NotFoundError:
+        return
+    raise IntegrityError(
+        f"seq {size} is missing: the tree records more events than the store holds "
+        "(the newest rows were deleted)",
+        seq=size,
+    )
 
 
 def _first_leaf(tile: Tile, entry: int) -> int:
@@ -191,6 +203,7 @@ def verify_store(
             checker.add(leaves[pos:])
             if progress is not None:
                 progress(len(leaves))
+        _check_no_tiles_beyond(store, size)
         covered = checkpoints[-1].size if checkpoints else 0
         return Report(
             events=size,
@@ -221,10 +234,7 @@ def _leaf_hashes(
                 break
         while inflight:
             start, fut = inflight.pop(0)
-            try:
-                seqs, hashes = fut.result()
-            except StoreError:
-                raise
+            seqs, hashes = fut.result()
             nxt = next(it, None)
             if nxt is not None:
                 inflight.append((nxt, pool.submit(_leaf_range, str(db), nxt, nxt + CHUNK)))

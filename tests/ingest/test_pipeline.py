@@ -161,3 +161,12 @@ def test_ids_are_assigned_when_absent(tlog: TemporaryLog, event: MakeEvent) -> N
     stored = tlog.log.get("0")
     assert uuid.UUID(stored["id"]).version == 7
     assert tlog.log.get(stored["id"])["seq"] == 0
+
+
+def test_checkpoints_are_signed_after_the_interval() -> None:
+    """With a zero interval, every committed batch is covered by a checkpoint at once."""
+    settings = Settings(checkpoint_every=1 << 40, checkpoint_interval=0.0)
+    with temporary_log(settings=settings) as tlog:
+        for _ in range(3):
+            tlog.submit([make_event() for _ in range(5)])
+        assert [c.size for c in tlog.store.checkpoints()] == [5, 10, 15]

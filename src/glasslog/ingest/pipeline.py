@@ -44,6 +44,8 @@ from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
 from glasslog.ledger.tiles import TreeBuilder
 from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
 
+_BODY = EventRow._fields.index("body") - 1  # rows are EventRow without the leading seq
+
 # Fields never searched as free text: identifiers and timestamps only add noise.
 _NOT_TEXT = frozenset({"id", "time", "received"})
 
@@ -73,6 +75,12 @@ class Prepared(NamedTuple):
     row: tuple[Any, ...]
     leaf_hash: bytes
     had_time: bool
+
+    @property
+    def body(self) -> str:
+        """The canonical JSON that will be stored (the row's body column)."""
+        body: str = self.row[_BODY]
+        return body
 
 
 def _search_text(event: Event) -> str:
@@ -236,8 +244,7 @@ class Sequencer:
         return receipts
 
     def _duplicate(self, item: Prepared, stored: StoredEvent) -> Receipt:
-        new_body = item.row[8]
-        if _same_content(stored.body, new_body, compare_time=item.had_time):
+        if _same_content(stored.body, item.body, compare_time=item.had_time):
             return Receipt(seq=stored.seq, duplicate=True)
         error = ConflictError(
             f"id {uuid.UUID(bytes=item.id)} is already stored (seq {stored.seq}) with different "
