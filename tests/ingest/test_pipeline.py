@@ -70,6 +70,17 @@ def test_duplicate_inside_one_batch_is_stored_once(tlog: TemporaryLog, event: Ma
     assert tlog.store.size() == 1
 
 
+def test_same_id_with_other_content_in_one_batch_is_refused(
+    tlog: TemporaryLog, event: MakeEvent
+) -> None:
+    """Inside one batch too, a reused id with other content is refused, not deduplicated."""
+    e = event()
+    receipts = tlog.submit([e, {**e, "outcome": "failure"}])
+    assert receipts[0].seq == 0
+    assert not receipts[1].ok
+    assert "already stored (seq 0) with different content" in receipts[1].problems[0]
+
+
 def test_same_id_with_other_content_is_refused(tlog: TemporaryLog, event: MakeEvent) -> None:
     """Reusing an id for different content is an error that names the stored seq."""
     e = event()

@@ -215,18 +215,16 @@ class Sequencer:
         receipts: list[Receipt] = []
         rows: list[EventRow] = []
         leaves: list[bytes] = []
-        in_batch: dict[bytes, int] = {}
+        in_batch: dict[bytes, StoredEvent] = {}
         seq = self._tree.size
         for item in batch:
-            stored = known.get(item.id)
+            stored = known.get(item.id) or in_batch.get(item.id)
             if stored is not None:
                 receipts.append(self._duplicate(item, stored))
                 continue
-            if item.id in in_batch:
-                receipts.append(Receipt(seq=in_batch[item.id], duplicate=True))
-                continue
-            in_batch[item.id] = seq
-            rows.append(EventRow(seq, *item.row))
+            row = EventRow(seq, *item.row)
+            in_batch[item.id] = StoredEvent(seq, row.body, row.commits, row.salts)
+            rows.append(row)
             leaves.append(item.leaf_hash)
             receipts.append(Receipt(seq=seq))
             seq += 1
