@@ -15,7 +15,8 @@ ever catch glasslog's own types::
     ├── StoreError             the database failed or refused an operation
     │   ├── NotFoundError      no event / checkpoint with that key
     │   └── DuplicateIdError   an event id is already stored (the pipeline resolves it)
-    └── CanonicalError         a value cannot be encoded as RFC 8785 canonical JSON
+    ├── CanonicalError         a value cannot be encoded as RFC 8785 canonical JSON
+    └── QueryError             a query does not parse, names an unknown field, or ran out of time
 """
 
 from __future__ import annotations
@@ -104,3 +105,29 @@ class DuplicateIdError(StoreError):
 
 def _integrity_error(message: str, seq: int | None) -> IntegrityError:
     return IntegrityError(message, seq=seq)
+
+
+class QueryError(GlasslogError):
+    """A query is malformed or could not be answered.
+
+    When the problem has a place in the query text, ``query`` and ``column`` (0-based)
+    are set and ``str()`` shows the query with a caret under that column.
+    """
+
+    def __init__(
+        self, message: str, *, query: str | None = None, column: int | None = None
+    ) -> None:
+        self.message = message
+        self.query = query
+        self.column = column
+        text = message
+        if query is not None and column is not None:
+            text = f"{message}\n  {query}\n  {' ' * column}^"
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_query_error, (self.message, self.query, self.column))
+
+
+def _query_error(message: str, query: str | None, column: int | None) -> QueryError:
+    return QueryError(message, query=query, column=column)
