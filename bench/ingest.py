@@ -8,8 +8,9 @@ Run: ``.venv/bin/python bench/ingest.py [--events 1000000]``
    signing and one fsync per batch — sampling the RSS of its whole process tree.
 3. Baseline, same run: reads the rows glasslog stored back into memory and
    ``executemany``-inserts them into a fresh SQLite file with the same schema,
-   indexes, full-text table, pragmas and batch size — no validation, hashing or
-   commitments.
+   indexes, full-text table, field index and rollups (the same ``write_rows`` the
+   store uses), pragmas and batch size — no validation, hashing, commitments, tiles
+   or checkpoints.
 4. Times ``glasslog verify`` (every leaf recomputed from stored data).
 """
 
@@ -32,8 +33,9 @@ import psutil
 
 from glasslog.datadir import DataDir
 from glasslog.demo import write_jsonl
-from glasslog.ingest.pipeline import _search_text
+from glasslog.ingest.pipeline import _field_values, _search_text
 from glasslog.store import sqlite as sqlite_store
+from glasslog.store.base import EventRow
 from glasslog.verify import verify_store
 
 
@@ -71,10 +73,13 @@ def run_glasslog(data: Path, source: Path, batch: int) -> dict[str, Any]:
             "peak_tree_rss": peak_tree}  # fmt: skip
 
 
-def load_rows(db: Path) -> list[tuple[Any, ...]]:
+def load_rows(db: Path) -> list[EventRow]:
+    """The rows glasslog stored, with their derived search text and field values."""
     conn = sqlite3.connect(db)
     rows = [
-        (*r, _search_text(json.loads(r[9])))
+        EventRow._make(
+            (*r, _search_text(e := json.loads(r[9])), _field_values(e.get("metadata", {})))
+        )
         for r in conn.execute(
             "SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id,"
             " body, commits, salts FROM events ORDER BY seq"
@@ -84,18 +89,24 @@ def load_rows(db: Path) -> list[tuple[Any, ...]]:
     return rows
 
 
-def run_baseline(path: Path, rows: list[tuple[Any, ...]], batch: int) -> float:
+def run_baseline(path: Path, rows: list[EventRow], batch: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA cache_size = -65536")
     conn.executescript(sqlite_store._SCHEMA)
+    keys: dict[str, int] = {}
+
+    def field_key(path: str) -> int:
+        if path not in keys:
+            keys[path] = len(keys) + 1
+            conn.execute("INSERT INTO field_keys (id, path) VALUES (?, ?)", (keys[path], path))
+        return keys[path]
+
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
-        chunk = rows[i : i + batch]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sqlite_store._INSERT_EVENT, [r[:12] for r in chunk])
-        conn.executemany(sqlite_store._INSERT_FTS, [(r[0], r[12]) for r in chunk])
+        sqlite_store.write_rows(conn, rows[i : i + batch], field_key)
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()

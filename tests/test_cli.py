@@ -216,3 +216,82 @@ def test_verify_shows_progress_on_a_terminal(data: Path) -> None:
     assert proc.returncode == 0
     assert "verifying" in terminal
     assert proc.stdout.decode().startswith("intact: 20 events")
+
+
+def _loaded(data: Path) -> list[dict[str, object]]:
+    events = [
+        make_event(service="payments" if i % 2 else "auth", reason=f"ticket {i}") for i in range(30)
+    ]
+    assert run("ingest", "-", data=data, stdin=_jsonl(events)).returncode == 0
+    return events
+
+
+def test_search_json_is_one_event_per_line_newest_first(data: Path) -> None:
+    """search --json prints one event per line with its seq, newest (highest time, seq) first."""
+    _loaded(data)
+    result = run("search", "service:payments", "--json", "--limit", "100", data=data)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 15
+    assert all(e["service"] == "payments" for e in lines)
+    assert [e["seq"] for e in lines] == sorted((e["seq"] for e in lines), reverse=True)
+
+
+def test_search_limit_spans_pages_and_prints_a_cursor(data: Path) -> None:
+    """--limit returns exactly N events and says how to continue."""
+    _loaded(data)
+    result = run("search", "", "--json", "--limit", "4", data=data)
+    assert len(result.stdout.splitlines()) == 4
+    cursor = result.stderr.split("--cursor ")[1].strip()
+    more = run("search", "", "--json", "--limit", "100", "--cursor", cursor, data=data)
+    assert len(more.stdout.splitlines()) == 26
+
+
+def test_search_all_streams_everything(data: Path) -> None:
+    """--all returns every match whatever the limit."""
+    _loaded(data)
+    result = run("search", "ticket", "--all", "--json", data=data)
+    assert len(result.stdout.splitlines()) == 30
+
+
+def test_search_table_on_a_terminal_is_readable(data: Path) -> None:
+    """Without --json, results are an aligned table with a header."""
+    _loaded(data)
+    result = run("search", "service:auth", "--limit", "3", data=data)
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["time", "seq", "service", "action", "outcome", "actor", "target"]
+    assert len(rows) == 3 and all(" auth " in r for r in rows)
+
+
+def test_search_error_shows_a_caret(data: Path) -> None:
+    """A bad query is a one-line-plus-caret error with a suggestion and exit 1."""
+    result = run("search", "servce:payments", data=data)
+    assert result.returncode == 1
+    assert "did you mean 'service'" in result.stderr
+    assert "^" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_count_and_count_by(data: Path) -> None:
+    """count prints the total; --by prints a value/count table or JSON lines."""
+    _loaded(data)
+    assert run("count", "service:auth", data=data).stdout.strip() == "15"
+    lines = run("count", "", "--by", "service", "--json", data=data).stdout.splitlines()
+    assert sorted(json.loads(x)["count"] for x in lines) == [15, 15]
+
+
+def test_histogram_json(data: Path) -> None:
+    """histogram --json gives one bucket per line whose counts add up."""
+    _loaded(data)
+    lines = run("histogram", "", "--json", data=data).stdout.splitlines()
+    assert sum(json.loads(x)["count"] for x in lines) == 30
+
+
+def test_trace_timeline(data: Path) -> None:
+    """trace prints the events of one request as a timeline with offsets."""
+    events = [make_event(context={"request_id": "req-xyz", "function": f"f{i}"}) for i in range(3)]
+    run("ingest", "-", data=data, stdin=_jsonl([*events, make_event()]))
+    table = run("trace", "req-xyz", data=data).stdout.splitlines()
+    assert table[0].split()[:3] == ["time", "offset", "service"]
+    assert len(table) == 4 and "+0.0 ms" in table[1]
+    as_json = run("trace", "req-xyz", "--json", data=data).stdout.splitlines()
+    assert [json.loads(x)["context"]["function"] for x in as_json] == ["f0", "f1", "f2"]

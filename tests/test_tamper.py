@@ -171,7 +171,7 @@ def _flip(db: Path, needle: bytes, *, at: int = 0) -> None:
 
 def test_flipped_byte_in_event_is_found(built: Built) -> None:
     """A bit flipped directly in the file inside an event's JSON names that seq."""
-    _flip(built.db, b"mark-00777", at=7)
+    _flip(built.db, b'"marker":"mark-00777"', at=16)
     built.verify_fails_at(777, "seq 777")
 
 

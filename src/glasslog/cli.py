@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ from glasslog.errors import GlasslogError, IntegrityError
 from glasslog.ingest.bulk import ingest_lines
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Verifier
-from glasslog.log import Log
+from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, Log
 from glasslog.store.sqlite import SQLiteStore
 from glasslog.verify import verify_store
 
@@ -231,3 +232,170 @@ def verify(data: Path, vkey_text: str | None, workers: int) -> None:
 def demo(data: Path, events: int) -> None:
     """Create a log, ingest sample events, prove one of them offline and verify everything."""
     run_demo(data, events=events, echo=click.echo)
+
+
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds before the query is cancelled.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    """Print rows as aligned columns (the last column is not padded)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        cells = [c.ljust(w) for c, w in zip(line[:-1], widths, strict=False)] + [line[-1]]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _short_time(text: str) -> str:
+    return text[:23].replace("T", " ")
+
+
+def _event_cells(event: dict[str, Any]) -> list[str]:
+    target = event.get("target", {})
+    what = target.get("id") or target.get("name") or event.get("reason", "")
+    return [
+        _short_time(event["time"]),
+        str(event["seq"]),
+        event["service"],
+        event["action"],
+        event["outcome"],
+        event["actor"]["id"],
+        str(what)[:60],
+    ]
+
+
+@main.command()
+@data_option
+@click.argument("query", default="")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Events to return, across as many pages as that takes.")  # fmt: skip
+@click.option("--all", "everything", is_flag=True, help="Stream every match.")
+@click.option("--cursor", help="Continue from where a previous search stopped.")
+@click.option("--sort", type=click.Choice(["-time", "time"]), default="-time", show_default=True,
+              help="-time: newest first; time: oldest first.")  # fmt: skip
+@json_option
+@timeout_option
+def search(
+    data: Path,
+    query: str,
+    limit: int,
+    everything: bool,
+    cursor: str | None,
+    sort: str,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Find events matching QUERY (see docs/query.md), newest first."""
+    now = datetime.now(UTC)
+    wanted = None if everything else limit
+    shown: list[list[str]] = []
+    with Log.open(data, timeout=timeout) as log:
+        while wanted is None or wanted > 0:
+            size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
+            page = log.search(query, limit=size, sort=sort, cursor=cursor, now=now)
+            for event in page.events:
+                if as_json:
+                    click.echo(json.dumps(event, ensure_ascii=False))
+                else:
+                    shown.append(_event_cells(event))
+            if wanted is not None:
+                wanted -= len(page.events)
+            cursor = page.cursor
+            if cursor is None:
+                break
+    if not as_json:
+        if shown:
+            _table(shown, ["time", "seq", "service", "action", "outcome", "actor", "target"])
+        else:
+            click.echo("no matching events", err=True)
+    if cursor is not None and not everything:
+        click.echo(f"more: --cursor {cursor}", err=True)
+
+
+@main.command()
+@data_option
+@click.argument("query", default="")
+@click.option("--by", "by", help="Count per value of this field (top values first).")
+@click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@json_option
+@timeout_option
+def count(data: Path, query: str, by: str | None, top: int, as_json: bool, timeout: float) -> None:
+    """Count events matching QUERY, in all or per value of a field."""
+    with Log.open(data, timeout=timeout) as log:
+        if by is None:
+            result = log.count(query)
+            if as_json:
+                click.echo(json.dumps({"count": result.count, "exact": result.exact}))
+            else:
+                click.echo(f"{result.count:,}" if result.exact else f"~{result.count:,} (estimate)")
+            return
+        groups = log.count_by(query, by, top=top)
+    if as_json:
+        for value, n in groups:
+            click.echo(json.dumps({"value": value, "count": n}, ensure_ascii=False))
+    elif groups:
+        _table([[str(v), f"{n:,}"] for v, n in groups], [by, "count"])
+    else:
+        click.echo("no matching events", err=True)
+
+
+@main.command()
+@data_option
+@click.argument("query", default="")
+@json_option
+@timeout_option
+def histogram(data: Path, query: str, as_json: bool, timeout: float) -> None:
+    """Events matching QUERY per time bucket (the bucket size adapts to the window)."""
+    with Log.open(data, timeout=timeout) as log:
+        result = log.histogram(query)
+    if as_json:
+        for start, n in result.buckets:
+            click.echo(json.dumps({"start": start, "count": n, "seconds": result.bucket_seconds}))
+        return
+    if not result.buckets:
+        click.echo("no matching events", err=True)
+        return
+    peak = max(n for _, n in result.buckets)
+    click.echo(f"bucket: {result.bucket_seconds:g} s", err=True)
+    _table(
+        [[_short_time(s), f"{n:,}", "#" * max(1, round(40 * n / peak))] for s, n in result.buckets],
+        ["start", "count", ""],
+    )
+
+
+@main.command()
+@data_option
+@click.argument("ident")
+@json_option
+@timeout_option
+def trace(data: Path, ident: str, as_json: bool, timeout: float) -> None:
+    """Every event sharing request or trace id IDENT, as a timeline across services."""
+    with Log.open(data, timeout=timeout) as log:
+        events = log.trace(ident)
+    if as_json:
+        for event in events:
+            click.echo(json.dumps(event, ensure_ascii=False))
+        return
+    if not events:
+        click.echo(f"no events with request or trace id {ident!r}", err=True)
+        return
+    first = datetime.fromisoformat(events[0]["time"])
+    rows = []
+    for event in events:
+        offset = (datetime.fromisoformat(event["time"]) - first).total_seconds() * 1000
+        rows.append([
+            _short_time(event["time"]),
+            f"+{offset:,.1f} ms",
+            event["service"],
+            event.get("context", {}).get("function", ""),
+            event["action"],
+            event["outcome"],
+            event["actor"]["id"],
+        ])  # fmt: skip
+    _table(rows, ["time", "offset", "service", "function", "action", "outcome", "actor"])

@@ -7,7 +7,11 @@ call one method and format what it returns.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,44 @@ from glasslog.datadir import DataDir
 from glasslog.errors import ConfigError, NotFoundError
 from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
+from glasslog.query.language import parse, resolve_field
+from glasslog.query.plan import Compiled, compile_query
 from glasslog.store.base import StoredCheckpoint, StoredEvent, event_of, leaf_of, node_reader_for
 from glasslog.store.sqlite import SQLiteStore
+from glasslog.store.sqlite_search import Row, SQLiteSearch
+
+MAX_PAGE = 1000
+"""The most events one page of results may hold, whatever the caller asks for."""
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a query may run before it is cancelled (``--timeout``)."""
+
+COUNT_CAP = 1_000_000
+"""Counts are exact up to this many matches; past it they are estimates, marked as such."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of search results and the cursor for the next (None at the end)."""
+
+    events: list[dict[str, Any]]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A count of matching events; ``exact`` is False when it is an estimate."""
+
+    count: int
+    exact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Event counts per time bucket."""
+
+    bucket_seconds: float
+    buckets: list[tuple[str, int]]
 
 
 def _b64(data: bytes) -> str:
@@ -26,15 +66,18 @@ def _b64(data: bytes) -> str:
 class Log:
     """One log's data directory opened for reading."""
 
-    def __init__(self, datadir: DataDir, store: SQLiteStore) -> None:
+    def __init__(
+        self, datadir: DataDir, store: SQLiteStore, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.datadir = datadir
         self.store = store
+        self._search = SQLiteSearch(store.connection, timeout=timeout)
 
     @classmethod
-    def open(cls, data: Path) -> Log:
+    def open(cls, data: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Log:
         datadir = DataDir(data)
         datadir.require()
-        return cls(datadir, SQLiteStore.open(datadir.db))
+        return cls(datadir, SQLiteStore.open(datadir.db), timeout=timeout)
 
     def close(self) -> None:
         self.store.close()
@@ -131,3 +174,94 @@ class Log:
 
     def verify_checkpoint_note(self, note: str) -> Checkpoint:
         return verify_checkpoint(note, verifier=self.datadir.verifier())
+
+    # -- queries (DESIGN §6) ---------------------------------------------------------
+
+    def _compile(self, query: str, now: datetime | None) -> Compiled:
+        return compile_query(parse(query, now=now or datetime.now(UTC)))
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        sort: str = "-time",
+        cursor: str | None = None,
+        now: datetime | None = None,
+    ) -> Page:
+        """One page of matching events, newest first (``sort="time"``: oldest first).
+
+        Pages are keyset-paginated on (time, seq): following the cursor never repeats
+        or skips an event that existed when the first page was read, however many
+        are ingested meanwhile.
+        """
+        if sort not in ("-time", "time"):
+            raise ConfigError(
+                f"sort must be 'time' (oldest first) or '-time' (newest first), not {sort!r}"
+            )
+        if not 1 <= limit <= MAX_PAGE:
+            raise ConfigError(f"a page holds 1 to {MAX_PAGE} events; got {limit}")
+        plan = self._compile(query, now)
+        after = _decode_cursor(cursor, query, sort) if cursor else None
+        rows = self._search.search(plan, limit=limit + 1, ascending=sort == "time", after=after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1], query, sort) if more and rows else None
+        return Page(events=[_event(row) for row in rows], cursor=next_cursor)
+
+    def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
+        """How many events match (exact up to ``cap``, then an estimate)."""
+        n, exact = self._search.count(self._compile(query, now), cap=cap)
+        return Count(n, exact)
+
+    def count_by(
+        self, query: str, field: str, *, top: int = 10, now: datetime | None = None
+    ) -> list[tuple[Any, int]]:
+        """The ``top`` most frequent values of ``field`` among the matches."""
+        path = resolve_field(field)
+        return self._search.count_by(self._compile(query, now), path, top=top)
+
+    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+        """Matches per time bucket; the bucket size adapts to the window (≤ 100 buckets)."""
+        size, _, buckets = self._search.histogram(self._compile(query, now))
+        return Histogram(
+            bucket_seconds=size / 1e6,
+            buckets=[(_format_us(start), n) for start, n in buckets],
+        )
+
+    def trace(self, ident: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Every event sharing a request id or trace id, oldest first."""
+        return [_event(row) for row in self._search.trace(ident, limit=limit)]
+
+
+def _event(row: Row) -> dict[str, Any]:
+    seq, _, body = row
+    event: dict[str, Any] = json.loads(body)
+    return {"seq": seq, **event}
+
+
+def _format_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _fingerprint(query: str, sort: str) -> str:
+    return hashlib.sha256(f"{sort}\0{query}".encode()).hexdigest()[:12]
+
+
+def _encode_cursor(row: Row, query: str, sort: str) -> str:
+    seq, time_us, _ = row
+    raw = json.dumps([1, _fingerprint(query, sort), time_us, seq], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, query: str, sort: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        version, fingerprint, time_us, seq = json.loads(raw)
+        if version != 1 or type(time_us) is not int or type(seq) is not int:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ConfigError("the cursor is not one glasslog issued; start again without it") from None
+    if fingerprint != _fingerprint(query, sort):
+        raise ConfigError("the cursor belongs to another query or sort order; repeat that query")
+    return time_us, seq

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,7 @@ from glasslog.ledger.merkle import leaf_hash
 from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
 from glasslog.ledger.tiles import TreeBuilder
 from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
+from glasslog.store.sqlite import FIELD_VALUE_MAX
 
 _BODY = EventRow._fields.index("body") - 1  # rows are EventRow without the leading seq
 
@@ -81,6 +83,35 @@ class Prepared(NamedTuple):
         """The canonical JSON that will be stored (the row's body column)."""
         body: str = self.row[_BODY]
         return body
+
+
+_FIELD_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _field_values(metadata: Any) -> tuple[tuple[str, str | int | float], ...]:
+    """Scalar metadata values by dotted path, for the field index (store ``fields``).
+
+    Array elements are indexed under the array's path, so ``metadata.tags:x`` finds
+    an event whose tags contain x. Keys that the query language cannot name (with
+    dots or spaces) and strings longer than FIELD_VALUE_MAX are left out; queries
+    for them fall back to scanning, so results stay complete.
+    """
+    out: list[tuple[str, str | int | float]] = []
+    stack: list[tuple[str, Any]] = [("metadata", metadata)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items() if _FIELD_KEY.fullmatch(k))
+            continue
+        for item in value if isinstance(value, list) else (value,):
+            if item is True or item is False:
+                out.append((path, "true" if item else "false"))
+            elif isinstance(item, str):
+                if len(item) <= FIELD_VALUE_MAX:
+                    out.append((path, item))
+            elif isinstance(item, int | float):
+                out.append((path, item))
+    return tuple(out)
 
 
 def _search_text(event: Event) -> str:
@@ -144,6 +175,7 @@ class Preparer:
             encode_commits(paths, spans),
             salts,
             _search_text(event),
+            _field_values(event["metadata"]) if "metadata" in event else (),
         )
         had_time = isinstance(raw, dict) and raw.get("time") is not None
         return Prepared(event_id, row, leaf_hash(leaf), had_time)

@@ -42,6 +42,8 @@ class EventRow(NamedTuple):
     commits: str
     salts: bytes
     text: str
+    fields: tuple[tuple[str, str | int | float], ...] = ()
+    """Scalar metadata values by path (``metadata.db.table``) for the field index."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ commit) and an acknowledged event survives a crash or power loss.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,16 @@ from glasslog.store.base import EventRow, StoredCheckpoint, StoredEvent
 
 SCHEMA_VERSION = 1
 
-_APPEND_ONLY = ("events", "tiles", "checkpoints")
+_APPEND_ONLY = ("events", "tiles", "checkpoints", "fields")
+
+FIELD_VALUE_MAX = 256
+"""Metadata strings longer than this are not put in the field index (queries scan for them)."""
+
+SEQ_BLOCK = 4096
+"""Events per row of ``seq_blocks``, the time bounds that let full-text results stream."""
+
+ROLLUP_DIMS = ("service", "action", "actor_id", "outcome")
+"""Columns whose hourly counts are kept in ``rollups`` for fast aggregations."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -57,6 +67,38 @@ CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id) WHERE trace_id IS N
 -- Contentless: the text lives once, in events.body; the index maps words to seq.
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     text, content='', columnsize=0
+);
+
+-- Derived: one row per scalar metadata value (and per scalar element of an array),
+-- ordered so that "metadata.x:v newest first" reads one index range backwards.
+CREATE TABLE IF NOT EXISTS field_keys (
+    id   INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS fields (
+    key   INTEGER NOT NULL,
+    value ANY NOT NULL,
+    time  INTEGER NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (key, value, time, seq)
+) WITHOUT ROWID;
+
+-- Derived: event counts per hour for the ROLLUP_DIMS columns (aggregations).
+CREATE TABLE IF NOT EXISTS rollups (
+    dim   TEXT NOT NULL,
+    hour  INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (dim, hour, value)
+) WITHOUT ROWID;
+
+-- Derived: the time range of each block of SEQ_BLOCK seqs. Events arrive roughly in
+-- time order, so streaming full-text matches newest-seq-first can stop as soon as no
+-- older block can hold a newer event than the ones already found.
+CREATE TABLE IF NOT EXISTS seq_blocks (
+    block    INTEGER PRIMARY KEY,
+    min_time INTEGER NOT NULL,
+    max_time INTEGER NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS tiles (
@@ -109,6 +151,12 @@ class SQLiteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._field_keys: dict[str, int] = {}
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for the query executor (reads only)."""
+        return self._conn
 
     @classmethod
     def open(cls, path: Path, *, create: bool = False, readonly: bool = False) -> SQLiteStore:
@@ -178,8 +226,7 @@ class SQLiteStore:
     def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
         try:
             with self._transaction():
-                self._conn.executemany(_INSERT_EVENT, (r[:12] for r in rows))
-                self._conn.executemany(_INSERT_FTS, ((r.seq, r.text) for r in rows))
+                write_rows(self._conn, rows, self._field_key)
                 self._conn.executemany(
                     "INSERT INTO tiles (level, idx, width, hashes) VALUES (?,?,?,?)",
                     ((t.level, t.index, t.width, t.hashes) for t in tiles),
@@ -195,6 +242,19 @@ class SQLiteStore:
             raise _wrap(exc, "writing events") from exc
         except sqlite3.Error as exc:
             raise _wrap(exc, "writing events") from exc
+
+    def _field_key(self, path: str) -> int:
+        """The id of a metadata path in ``field_keys``, created on first use (cached)."""
+        key = self._field_keys.get(path)
+        if key is None:
+            row = self._conn.execute("SELECT id FROM field_keys WHERE path = ?", (path,)).fetchone()
+            if row is None:
+                cur = self._conn.execute("INSERT INTO field_keys (path) VALUES (?)", (path,))
+                key = int(cur.lastrowid or 0)
+            else:
+                key = int(row[0])
+            self._field_keys[path] = key
+        return key
 
     def find_ids(self, ids: Sequence[bytes]) -> dict[bytes, StoredEvent]:
         found: dict[bytes, StoredEvent] = {}
@@ -292,3 +352,40 @@ class SQLiteStore:
     def _query_one(self, sql: str, params: Sequence[object]) -> Any:
         rows = self._query(sql, params)
         return rows[0] if rows else None
+
+
+def write_rows(
+    conn: sqlite3.Connection, rows: Sequence[EventRow], field_key: Callable[[str], int]
+) -> None:
+    """Insert event rows and everything derived from them, inside the caller's transaction.
+
+    Shared by the store and the ingest benchmark's baseline, so both write exactly
+    the same tables and indexes.
+    """
+    conn.executemany(_INSERT_EVENT, (r[:12] for r in rows))
+    conn.executemany(_INSERT_FTS, ((r.seq, r.text) for r in rows))
+    conn.executemany(
+        "INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)",
+        ((field_key(path), value, r.time_us, r.seq) for r in rows for path, value in r.fields),
+    )
+    counts: Counter[tuple[str, int, str]] = Counter()
+    blocks: dict[int, tuple[int, int]] = {}
+    for r in rows:
+        hour = r.time_us // 3_600_000_000
+        values = (r.service, r.action, r.actor_id, r.outcome)
+        for dim, value in zip(ROLLUP_DIMS, values, strict=True):
+            counts[dim, hour, value] += 1
+        block = r.seq // SEQ_BLOCK
+        low, high = blocks.get(block, (r.time_us, r.time_us))
+        blocks[block] = (min(low, r.time_us), max(high, r.time_us))
+    conn.executemany(
+        "INSERT INTO rollups (dim, hour, value, count) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (dim, hour, value) DO UPDATE SET count = count + excluded.count",
+        ((dim, hour, value, n) for (dim, hour, value), n in counts.items()),
+    )
+    conn.executemany(
+        "INSERT INTO seq_blocks (block, min_time, max_time) VALUES (?, ?, ?)"
+        " ON CONFLICT (block) DO UPDATE SET min_time = min(min_time, excluded.min_time),"
+        " max_time = max(max_time, excluded.max_time)",
+        ((block, low, high) for block, (low, high) in blocks.items()),
+    )

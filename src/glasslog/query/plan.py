@@ -1,0 +1,353 @@
+"""Query planning: the AST of :mod:`glasslog.query.language` → parameterized SQL.
+
+Pure: no I/O. Every value from the query travels as a bound parameter; the SQL text
+is assembled only from fixed fragments chosen by the AST's shape, so a query can
+never change the statement (tests fuzz this). Backend differences go through a
+:class:`Dialect` (SQLite now; PostgreSQL next).
+
+A compiled query has two parts:
+
+* ``where``: one boolean SQL expression over the events table (alias ``e``) that is
+  exactly the query's meaning, usable in any statement (search, count, group by);
+* a *driver*: how to produce candidates newest-first without sorting everything —
+  the field index for ``metadata.x:v`` equality, full-text for words and phrases, or
+  the events table's own indexes otherwise. The executor picks the statement shape
+  from the driver; the ``where`` expression keeps the answer exact whichever it picks.
+
+Semantics worth knowing (docs/query.md): ``field:value`` on a metadata path matches
+a scalar equal to the value (as text, as a number when it reads as one, or as a
+boolean for true/false), or any such element of an array. NOT includes events that
+lack the field (``-actor.type:bot`` keeps events without actor.type).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from glasslog.errors import QueryError
+from glasslog.query.language import And, Compare, Everything, Has, Match, Node, Not, Or, Text
+
+COLUMNS: dict[str, str] = {
+    "service": "service",
+    "action": "action",
+    "actor.id": "actor_id",
+    "outcome": "outcome",
+    "context.request_id": "request_id",
+    "context.trace_id": "trace_id",
+}
+"""Fields stored in their own indexed column."""
+
+ALWAYS_PRESENT = frozenset(
+    {"id", "seq", "time", "received", "service", "action", "outcome", "actor.id"}
+)
+
+FIELD_VALUE_MAX = 256  # mirrors store.sqlite.FIELD_VALUE_MAX: longer values are not indexed
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def time_us(dt: datetime) -> int:
+    """Microseconds since the epoch, the unit of the ``time`` column."""
+    delta = dt.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def json_path(field_path: str) -> str:
+    """The SQLite JSON path of a dotted field, each key quoted (keys may hold ``-``)."""
+    return "$" + "".join(f'."{key}"' for key in field_path.split("."))
+
+
+def glob_pattern(value: str) -> str:
+    """A query wildcard (only ``*``) as a GLOB pattern with every other character literal."""
+    out = []
+    for ch in value:
+        if ch == "*":
+            out.append("*")
+        elif ch in "?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def literal_prefix(value: str) -> str:
+    """The part of a wildcard value before its first ``*``."""
+    return value.split("*", 1)[0]
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str] | None:
+    """``(low, high)`` with ``low <= s < high`` exactly for strings starting with ``prefix``."""
+    if not prefix:
+        return None
+    last = prefix[-1]
+    if ord(last) >= 0x10FFFF:
+        return None
+    return prefix, prefix[:-1] + chr(ord(last) + 1)
+
+
+def fts_expression(text: str, *, phrase: bool) -> str:
+    """An FTS5 query string matching ``text`` as one phrase (a single word is a phrase too).
+
+    Everything is inside double quotes, so FTS5 syntax in user input (OR, NEAR,
+    column filters, ``^``, ``*``) is inert; a quote is escaped by doubling it.
+    ``phrase`` is accepted for symmetry with the AST: FTS5 treats both the same.
+    """
+    del phrase
+    return '"' + text.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDriver:
+    """Candidates from the field index: one metadata path equal to one or two values."""
+
+    path: str
+    values: tuple[str | int | float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDriver:
+    """Candidates from full text, streamed in seq order (see the executor)."""
+
+    match: str
+
+
+Driver = FieldDriver | TextDriver | None
+
+
+@dataclass(slots=True)
+class Compiled:
+    """A query compiled to SQL: the exact predicate, its parameters and a driver.
+
+    ``where``/``params`` is the whole query; ``rest``/``rest_params`` is the query
+    without the driving term, for statements whose candidates already satisfy it.
+    """
+
+    where: str
+    params: list[object]
+    rest: str
+    rest_params: list[object]
+    driver: Driver = None
+    time_low: int | None = None
+    """Lower bound on e.time (µs, inclusive) from top-level conditions, if any."""
+    time_high: int | None = None
+    """Upper bound on e.time (µs, exclusive) from top-level conditions, if any."""
+    time_only: bool = False
+    """True when the query constrains nothing but time (aggregations may use rollups)."""
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.params: list[object] = []
+
+    def bind(self, value: object) -> str:
+        self.params.append(value)
+        return "?"
+
+    # -- leaves ----------------------------------------------------------------------
+
+    def match(self, node: Match) -> str:
+        name = node.field
+        if name in ("time", "received"):
+            raise QueryError(
+                f"{name} takes a range, not a value: use after:/before: or {name}>=…, {name}<…"
+            )
+        if name == "id":
+            if node.wildcard:
+                raise QueryError("id does not take wildcards; give the whole UUID")
+            try:
+                value = uuid.UUID(node.value).bytes
+            except ValueError:
+                raise QueryError(
+                    f"id:{node.value} is not a UUID such as 0192f0c1-8a3b-7c4d-9e2f-0123456789ab"
+                ) from None
+            return f"e.id = {self.bind(value)}"
+        if name == "seq":
+            if node.wildcard or not node.value.isdigit():
+                raise QueryError(f"seq takes a number, got {node.value!r}")
+            return f"e.seq = {self.bind(int(node.value))}"
+        if name in COLUMNS:
+            return self._text_match(f"e.{COLUMNS[name]}", node)
+        if name.startswith("metadata."):
+            return self._metadata_match(name, node)
+        return self._text_match("json_extract(e.body, ?)", node, (json_path(name),))
+
+    def _text_match(self, expr: str, node: Match, expr_params: tuple[object, ...] = ()) -> str:
+        """``expr = value`` or a wildcard match; ``expr`` may hold its own placeholders.
+
+        Placeholders are bound in the order they appear in the SQL text, so an
+        expression used several times binds its parameters each time.
+        """
+
+        def use() -> str:
+            self.params.extend(expr_params)
+            return expr
+
+        if not node.wildcard:
+            return f"{use()} = {self.bind(node.value)}"
+        bounds = prefix_bounds(literal_prefix(node.value))
+        parts = []
+        if bounds is not None:  # lets the database use an index range for the prefix
+            low, high = bounds
+            parts.append(f"{use()} >= {self.bind(low)}")
+            parts.append(f"{use()} < {self.bind(high)}")
+        parts.append(f"{use()} GLOB {self.bind(glob_pattern(node.value))}")
+        return "(" + " AND ".join(parts) + ")"
+
+    def _metadata_match(self, name: str, node: Match) -> str:
+        path = json_path(name)
+        shape = f"json_type(e.body, {self.bind(path)}) NOT IN ('object', 'null')"
+        each = f"json_each(e.body, {self.bind(path)})"
+        if node.wildcard:
+            cond = f"j.type = 'text' AND j.atom GLOB {self.bind(glob_pattern(node.value))}"
+        else:
+            options = [f"(j.type = 'text' AND j.atom = {self.bind(node.value)})"]
+            number = _number(node.value)
+            if number is not None:
+                options.append(f"(j.type IN ('integer', 'real') AND j.atom = {self.bind(number)})")
+            if node.value in ("true", "false"):
+                options.append(f"j.type = {self.bind(node.value)}")
+            cond = " OR ".join(options)
+        return f"({shape} AND EXISTS (SELECT 1 FROM {each} j WHERE {cond}))"
+
+    def compare(self, node: Compare) -> str:
+        op = node.op
+        name = node.field
+        if name == "time":
+            if not isinstance(node.value, datetime):
+                raise QueryError("time compares with a time, such as 2026-11-01 or -24h")
+            return f"e.time {op} {self.bind(time_us(node.value))}"
+        if name == "received":
+            if not isinstance(node.value, datetime):
+                raise QueryError("received compares with a time, such as 2026-11-01 or -24h")
+            text = node.value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            # Stored times are normalized RFC 3339 with µs and Z: text order is time order.
+            return f"json_extract(e.body, '$.received') {op} {self.bind(text)}"
+        if isinstance(node.value, datetime):
+            raise QueryError(f"{name} compares with a number, not a time")
+        if name == "seq":
+            return f"e.seq {op} {self.bind(node.value)}"
+        if name.startswith("metadata."):
+            each = f"json_each(e.body, {self.bind(json_path(name))})"
+            cond = f"j.type IN ('integer', 'real') AND j.atom {op} {self.bind(node.value)}"
+            return f"EXISTS (SELECT 1 FROM {each} j WHERE {cond})"  # binds in text order
+        raise QueryError(
+            f"{name} cannot be compared with {op}: only time, received, seq and metadata "
+            "numbers compare; use field:value for the others"
+        )
+
+    def has(self, node: Has) -> str:
+        name = node.field
+        if name in ALWAYS_PRESENT:
+            return "1"
+        if name in COLUMNS:
+            return f"e.{COLUMNS[name]} IS NOT NULL"
+        return f"json_type(e.body, {self.bind(json_path(name))}) IS NOT NULL"
+
+    def text(self, node: Text) -> str:
+        match = fts_expression(node.text, phrase=node.phrase)
+        return f"e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {self.bind(match)})"
+
+    # -- structure -------------------------------------------------------------------
+
+    def node(self, node: Node) -> str:
+        if isinstance(node, Match):
+            return self.match(node)
+        if isinstance(node, Compare):
+            return self.compare(node)
+        if isinstance(node, Has):
+            return self.has(node)
+        if isinstance(node, Text):
+            return self.text(node)
+        if isinstance(node, Not):
+            # COALESCE: a missing field yields NULL, and NOT NULL would drop the event.
+            return f"NOT COALESCE(({self.node(node.node)}), 0)"
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.node(n) for n in node.nodes) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.node(n) for n in node.nodes) + ")"
+        if isinstance(node, Everything):
+            return "1"
+        raise QueryError(f"unsupported query element {type(node).__name__}")  # pragma: no cover
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _top_level(node: Node) -> tuple[Node, ...]:
+    return node.nodes if isinstance(node, And) else (node,)
+
+
+def compile_query(node: Node) -> Compiled:
+    """Compile an AST into SQL; raise QueryError for queries that cannot mean anything."""
+    terms = _top_level(node)
+    parts: list[tuple[str, list[object]]] = []
+    for term in terms:
+        builder = _Builder()
+        parts.append((builder.node(term), builder.params))
+    low: int | None = None
+    high: int | None = None
+    time_only = True
+    for term in terms:
+        if isinstance(term, Compare) and term.field == "time" and isinstance(term.value, datetime):
+            us = time_us(term.value)
+            if term.op in (">", ">="):
+                us += term.op == ">"
+                low = us if low is None else max(low, us)
+            else:
+                us += term.op == "<="
+                high = us if high is None else min(high, us)
+        elif not isinstance(term, Everything):
+            time_only = False
+    driver, index = _choose_driver(terms)
+    where, params = _conjunction(parts)
+    rest, rest_params = _conjunction([p for i, p in enumerate(parts) if i != index])
+    return Compiled(
+        where=where,
+        params=params,
+        rest=rest,
+        rest_params=rest_params,
+        driver=driver,
+        time_low=low,
+        time_high=high,
+        time_only=time_only,
+    )
+
+
+def _conjunction(parts: list[tuple[str, list[object]]]) -> tuple[str, list[object]]:
+    if not parts:
+        return "1", []
+    return " AND ".join(f"({sql})" for sql, _ in parts), [p for _, ps in parts for p in ps]
+
+
+def _choose_driver(terms: tuple[Node, ...]) -> tuple[Driver, int | None]:
+    """Prefer the field index (exact and time-ordered), then full text, then plain SQL."""
+    for i, term in enumerate(terms):
+        if (
+            isinstance(term, Match)
+            and term.field.startswith("metadata.")
+            and not term.wildcard
+            and len(term.value) <= FIELD_VALUE_MAX
+        ):
+            number = _number(term.value)
+            values: tuple[str | int | float, ...] = (term.value,)
+            if number is not None:
+                values = (term.value, number)
+            return FieldDriver(term.field, values), i
+    for i, term in enumerate(terms):
+        if isinstance(term, Text):
+            return TextDriver(fts_expression(term.text, phrase=term.phrase)), i
+    return None, None
+
+
+Sort = Literal["-time", "time"]
