@@ -15,13 +15,17 @@ import argparse
 import json
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from glasslog.demo import generate
+from glasslog.log import Log
 
 
 def build(data: Path, n: int) -> None:
@@ -53,19 +57,174 @@ def build(data: Path, n: int) -> None:
 
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
-"""The generated events span the 30 days before this instant."""
+"""The generated events span the 30 days before this instant; relative times use it as now."""
+
+RUNS = 20
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+def _hour(i: int) -> str:
+    start = END - timedelta(days=1 + i % 25, hours=i * 7 % 24)
+    end = start + timedelta(hours=1)
+    return f"after:{start:%Y-%m-%dT%H:%MZ} before:{end:%Y-%m-%dT%H:%MZ}"
+
+
+SERVICES = ["payments", "billing", "auth", "users", "orders"]
+PHRASES = [
+    '"scheduled maintenance"',
+    '"customer request"',
+    '"incident review"',
+    '"rotated credentials"',
+]
+WORDS = ["emergency", "rollback", "migration", "compliance", "quarterly"]
+
+
+def mix(request_ids: list[str]) -> list[tuple[str, str, Callable[[Any, int], Any]]]:
+    """(name, kind, run(log, i)) for each query of the fixed mix."""
+    return [
+        ("point lookup by request_id", "filtered",
+         lambda log, i: log.search(f"request:{request_ids[i]}", now=END)),
+        ("service + 1 h window", "filtered",
+         lambda log, i: log.search(f"service:{SERVICES[i % 5]} {_hour(i)}", now=END)),
+        ("service + action + outcome, 7 days", "filtered",
+         lambda log, i: log.search(
+             f"service:{SERVICES[i % 5]} action:db.query outcome:failure after:-7d", now=END)),
+        ("metadata field equality", "filtered",
+         lambda log, i: log.search(
+             f"metadata.db.table:{['cards', 'users', 'keys', 'audit'][i % 4]}", now=END)),
+        ("full-text phrase", "full text",
+         lambda log, i: log.search(PHRASES[i % 4], now=END)),
+        ("full-text word + service", "full text",
+         lambda log, i: log.search(f"{WORDS[i % 5]} service:{SERVICES[i % 5]}", now=END)),
+        ("count by actor, 7 days", "aggregation",
+         lambda log, i: log.count_by("after:-7d", "actor.id", top=10, now=END)),
+        ("histogram, 24 h", "aggregation",
+         lambda log, i: log.histogram("after:-24h", now=END)),
+    ]  # fmt: skip
+
+
+def page_through(log: Any, pages: int) -> list[float]:
+    """Seconds per page of 50, following cursors ``pages`` deep."""
+    times = []
+    cursor = None
+    for _ in range(pages):
+        started = time.perf_counter()
+        page = log.search("service:payments", limit=50, cursor=cursor, now=END)
+        times.append(time.perf_counter() - started)
+        cursor = page.cursor
+    return times
+
+
+def baseline(source: Path, request_id: str) -> list[tuple[str, str]]:
+    """The same questions as shell pipelines over JSON lines (what a user would do)."""
+    day = (END - timedelta(days=3)).strftime("%Y-%m-%d")
+    week = (END - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
+    last = (END - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    f = str(source)
+    return [
+        ("point lookup by request_id", f"grep -F '\"request_id\":\"{request_id}\"' {f}"),
+        ("service + 1 h window",
+         f"jq -c 'select(.service==\"payments\" and .time>=\"{day}T10\" "
+         f"and .time<\"{day}T11\")' {f}"),
+        ("service + action + outcome, 7 days",
+         f"jq -c 'select(.service==\"billing\" and .action==\"db.query\" and .outcome==\"failure\" "
+         f"and .time>=\"{week}\")' {f}"),
+        ("metadata field equality", f"jq -c 'select(.metadata.db.table==\"cards\")' {f}"),
+        ("full-text phrase", f"grep -F 'scheduled maintenance' {f}"),
+        ("full-text word + service", f"grep -F emergency {f} | jq -c 'select(.service==\"auth\")'"),
+        ("count by actor, 7 days",
+         f"jq -r 'select(.time>=\"{week}\") | .actor.id' {f} | sort | uniq -c | sort -rn | head"),
+        ("histogram, 24 h",
+         f"jq -r 'select(.time>=\"{last}\") | .time[0:13]' {f} | sort | uniq -c"),
+        ("page of 50 through a cursor",
+         f"jq -c 'select(.service==\"payments\")' {f} | tail -n +2451 | head -50"),
+    ]  # fmt: skip
+
+
+def run_baseline(source: Path, request_id: str, scale: float) -> dict[str, float]:
+    if shutil.which("jq") is None:
+        raise SystemExit("the baseline needs jq: apt-get install jq")
+    out = {}
+    for name, command in baseline(source, request_id):
+        started = time.perf_counter()
+        subprocess.run(["bash", "-c", command], stdout=subprocess.DEVNULL, check=False)
+        out[name] = (time.perf_counter() - started) * scale
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--baseline-events", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/glasslog-query-bench"))
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    build(args.dir / "data", args.events)
+    data = args.dir / "data"
+    build(data, args.events)
     if args.build_only:
         return
+    db = data / "glasslog.db"
+    conn = sqlite3.connect(db)
+    request_ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT request_id FROM events"
+            " WHERE seq IN (SELECT abs(random()) % ? FROM events LIMIT ?)",
+            (args.events, RUNS),
+        )
+    ]
+    conn.close()
+    while len(request_ids) < RUNS:
+        request_ids.append(request_ids[0])
+
+    results: dict[str, dict[str, Any]] = {}
+    with Log.open(data) as log:
+        for name, kind, run in mix(request_ids):
+            samples = []
+            for i in range(RUNS):
+                started = time.perf_counter()
+                run(log, i)
+                samples.append(time.perf_counter() - started)
+            p50, p95 = _percentiles(samples)
+            results[name] = {"kind": kind, "p50_ms": p50 * 1000, "p95_ms": p95 * 1000}
+        p50, p95 = _percentiles(page_through(log, 50))
+        results["page of 50 through a cursor"] = {
+            "kind": "filtered", "p50_ms": p50 * 1000, "p95_ms": p95 * 1000,
+        }  # fmt: skip
+
+    source = args.dir / "baseline.jsonl"
+    if not source.exists() or sum(1 for _ in source.open()) != args.baseline_events:
+        with source.open("w") as out:
+            for event in generate(args.baseline_events, seed=7, start=END):
+                out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    scale = args.events / args.baseline_events
+    base = run_baseline(source, request_ids[0], scale)
+
+    size = db.stat().st_size
+    conn = sqlite3.connect(db)
+    (body_bytes,) = conn.execute("SELECT sum(length(CAST(body AS BLOB))) FROM events").fetchone()
+    conn.close()
+    print(f"store: {args.events:,} events, {size / 2**30:.2f} GiB on disk, "
+          f"raw event bytes {body_bytes / 2**30:.2f} GiB, index + full-text overhead "
+          f"{(size - body_bytes) / body_bytes:.2f} x the raw event bytes")  # fmt: skip
+    print(f"baseline: grep/jq on {args.baseline_events:,} events, extrapolated linearly "
+          f"x{scale:g} to {args.events:,}")  # fmt: skip
+    print(
+        f"{'query':38} {'kind':12} {'p50 ms':>9} {'p95 ms':>9} {'grep/jq s':>10} {'speed-up':>10}"
+    )
+    for name, r in results.items():
+        b = base[name]
+        print(f"{name:38} {r['kind']:12} {r['p50_ms']:9.1f} {r['p95_ms']:9.1f} {b:10.1f} "
+              f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x")  # fmt: skip
+        r["baseline_s"] = b
+    Path("bench/out").mkdir(parents=True, exist_ok=True)
+    Path("bench/out/query.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

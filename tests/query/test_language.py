@@ -837,8 +837,9 @@ def leaves(draw: st.DrawFn) -> Case:
 
 
 def _grouped(case: Case) -> str:
+    """The case's text as an operand of '-' or NOT: a group, or a term ('-NOT a' is refused)."""
     text, node = case
-    return f"({text})" if isinstance(node, And | Or) else text
+    return f"({text})" if isinstance(node, And | Or) or text.startswith("NOT") else text
 
 
 def _extend(children: st.SearchStrategy[Case]) -> st.SearchStrategy[Case]:

@@ -307,6 +307,10 @@ _FIELD_END: Final = re.compile(r'[\s:<>()"\\]')
 # The characters a backslash may escape. Anything else after '\' is refused rather than
 # guessed: a Windows path typed without quotes must not silently lose its backslashes.
 _ESCAPABLE: Final = frozenset('\\*"():<>-=')
+# What ends or needs a look in an unquoted word (bare) or value (after ':', where ':',
+# '<' and '>' are ordinary characters: source.ip:::1).
+_WORD_SPECIAL: Final = re.compile(r'[\s()"\\*:<>]')
+_VALUE_SPECIAL: Final = re.compile(r'[\s()"\\*]')
 _NON_SPACE: Final = re.compile(r"\S+")
 _BAD_TEXT: Final = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -591,44 +595,49 @@ class _Parser:
         the number of escaped (literal) stars, and where it ends.
         """
         query = self.query
+        special = _WORD_SPECIAL if word else _VALUE_SPECIAL
         parts: list[str] = []
-        segment = i = start
-        end = len(query)
+        segment = position = start
         star = -1
         literal_stars = 0
-        while i < end:
-            char = query[i]
+        while True:
+            # Jump from special character to special character; plain text is skipped in C.
+            found = special.search(query, position)
+            if found is None:
+                i = len(query)
+                break
+            i = found.start()
+            char = found.group()
             if char == "\\":
                 self.escape(i)
                 parts.append(query[segment:i])
                 escaped = query[i + 1]
                 parts.append(escaped)
                 literal_stars += escaped == "*"
-                i += 2
-                segment = i
+                segment = position = i + 2
                 continue
-            if char.isspace() or char == ")":
-                break
             if char == "*":
                 if star < 0:
                     star = i
-            elif char == "(":
+                position = i + 1
+                continue
+            if char == "(":
                 raise self.error(
                     "unexpected '(' inside a word; put a space before a group, or write \\(",
                     i,
                 )
-            elif char == '"':
+            if char == '"':
                 raise self.error(
                     "unexpected '\"' inside a word; put a space before a phrase, or write \\\"",
                     i,
                 )
-            elif word and char in ":<>":
+            if char in ":<>":
                 raise self.error(
                     f"unexpected {char!r} in a word that is not a field term; "
                     f"write \\{char}, or quote the text",
                     i,
                 )
-            i += 1
+            break  # whitespace or ')'
         parts.append(query[segment:i])
         return "".join(parts), star, literal_stars, i
 
