@@ -449,8 +449,8 @@ def _is_clean(text: str) -> bool:
 # Validation
 # --------------------------------------------------------------------------------------
 
-_OUTCOMES: Final = ("success", "failure", "denied", "unknown")
-_ACTOR_TYPES: Final = ("user", "service", "machine")
+OUTCOMES: Final = ("success", "failure", "denied", "unknown")
+ACTOR_TYPES: Final = ("user", "service", "machine")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]*")
 _NAME_RULE: Final = "letters, digits and . _ : / @ + -, starting with a letter or digit"
 _ACTION = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*")
@@ -602,17 +602,29 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[_Check, object, str], Any]:
     return check_choice
 
 
+def normalize_ip(text: str) -> str:
+    """The stored form of an IP address; ValueError if ``text`` is not one.
+
+    IPv6 is compressed and lowercased, and an IPv4-mapped IPv6 address becomes the
+    IPv4 client it stands for (``::ffff:203.0.113.5`` → ``203.0.113.5``). Queries use
+    the same function, so ``ip:2001:DB8::1`` finds what ingest stored.
+    """
+    if _IPV4.fullmatch(text) is not None:
+        return text  # dotted-quad IPv4 without leading zeros is already normal
+    address = ip_address(text)
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def _check_ip(check: _Check, value: object, path: str) -> Any:
     text = check.text(value, path)
-    if text is _INVALID or _IPV4.fullmatch(text) is not None:
-        return text  # dotted-quad IPv4 without leading zeros is already normal
+    if text is _INVALID:
+        return text
     try:
-        address = ip_address(text)
+        return normalize_ip(text)
     except ValueError:
         return check.problem(path, "expected an IPv4 or IPv6 address such as 203.0.113.5")
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)  # ::ffff:203.0.113.5 is the IPv4 client
-    return str(address)
 
 
 _Checker = Callable[[_Check, object, str], Any]
@@ -627,7 +639,7 @@ _ACTOR: Final = _fields(
     "$.actor",
     {
         "id": _Check.nonempty,
-        "type": _one_of(_ACTOR_TYPES),
+        "type": _one_of(ACTOR_TYPES),
         "name": _Check.text,
         "email": _Check.text,
         "session_id": _Check.text,
@@ -778,7 +790,7 @@ _TOP: Final[_Fields] = _fields(
         "environment": _Check.name,
         "action": _check_action,
         "category": _Check.name,
-        "outcome": _one_of(_OUTCOMES),
+        "outcome": _one_of(OUTCOMES),
         "actor": _object(_ACTOR, required=("id",)),
         "source": _object(_SOURCE),
         "target": _object(_TARGET),

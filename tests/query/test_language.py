@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import string
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -393,6 +395,16 @@ def test_quoted_keyword_is_a_phrase() -> None:
 def test_any_unicode_whitespace_separates_terms(space: str) -> None:
     """Every character Python calls whitespace separates terms."""
     assert p(f"service:a{space}OR{space}b") == Or((m("service", "a"), w("b")))
+
+
+@given(st.characters())
+def test_word_ends_agree_with_whitespace_skipping(char: str) -> None:
+    """The lexer's regexes and its skipping agree on whitespace, so lexing always advances."""
+    assert (re.match(r"\s", char) is not None) == char.isspace()
+    if char.isspace():
+        assert p(f"a{char}b") == And((w("a"), w("b")))
+    else:
+        parses_or_refuses(f"a{char}b")
 
 
 def test_parentheses_need_no_spaces() -> None:
@@ -888,3 +900,41 @@ def test_truncated_queries_parse_or_raise_query_error(case: Case, cut: int) -> N
     """Cutting a valid query anywhere gives a valid tree or a QueryError, never a crash."""
     text = case[0]
     parses_or_refuses(text[: cut % (len(text) + 1)])
+
+
+# --------------------------------------------------------------------------------------
+# docs/query.md
+# --------------------------------------------------------------------------------------
+
+_DOC = Path(__file__).parents[2] / "docs" / "query.md"
+
+
+def _doc_blocks(language: str) -> list[str]:
+    """The ``language`` code blocks of docs/query.md that document this parser."""
+    text = _DOC.read_text(encoding="utf-8")
+    text = text.partition("## Results, pagination, aggregations and correlation")[0]
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_every_documented_query_parses() -> None:
+    """Every example query in docs/query.md parses (the docs cannot drift from the parser)."""
+    lines = [line for block in _doc_blocks("query") for line in block.splitlines() if line]
+    assert len(lines) > 40
+    for line in lines:
+        check_tree(p(line))
+
+
+def test_every_documented_error_is_the_real_error() -> None:
+    """Each error shown in docs/query.md is exactly what the parser says for its query."""
+    blocks = _doc_blocks("query-error")
+    assert len(blocks) >= 5
+    for block in blocks:
+        query = block.splitlines()[1].removeprefix("  ")
+        assert str(error_of(query)) == block.rstrip("\n")
+
+
+def test_docs_list_every_field_and_alias() -> None:
+    """The field table in docs/query.md names every known field and alias."""
+    text = _DOC.read_text(encoding="utf-8")
+    for name in (*KNOWN_FIELDS, *ALIASES):
+        assert f"`{name}`" in text

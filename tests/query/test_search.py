@@ -185,7 +185,7 @@ QUERIES = [
     "metadata.db.ms<2",
     "metadata.ok:true",
     "has:metadata.db",
-    "-has:target.id",
+    "-has:target",
     "target.id:rec-3",
     "target.id:rec-1*",
     "user:u-1 OR user:u-2",

@@ -10,8 +10,8 @@ or ``"quoted phrases"`` for full text. Terms side by side are ANDed; ``OR``, ``N
 and parentheses combine them, with the precedence NOT > AND > OR. The language is
 documented for users, with examples, in ``docs/query.md``.
 
-:func:`parse` is pure: no I/O and no SQL. The planner (``glasslog.query``) compiles the
-AST to parameterized SQL, so every value here is data, never query text. Parsing fails
+:func:`parse` is pure: no I/O and no SQL. The query planner compiles the AST to
+parameterized SQL, so every value here is data, never query text. Parsing fails
 closed: an unknown field, an impossible value (``outcome:failed``) or anything ambiguous
 raises :class:`~glasslog.errors.QueryError` pointing at the column, rather than being
 silently read as full text — a search that quietly matches nothing is how incidents are
@@ -30,13 +30,12 @@ import difflib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv6Address, ip_address
 from typing import Final, Literal, NamedTuple, TypeAlias
 
 from glasslog.errors import QueryError
 
 # The enumerations are owned by the event schema; the query must accept exactly them.
-from glasslog.event import _ACTOR_TYPES, _OUTCOMES, parse_time
+from glasslog.event import ACTOR_TYPES, OUTCOMES, normalize_ip, parse_time
 
 __all__ = [
     "ALIASES",
@@ -205,7 +204,9 @@ _KNOWN: Final = frozenset(KNOWN_FIELDS)
 _METADATA_PATH: Final = re.compile(r"metadata(?:\.[A-Za-z0-9_-]+)+")
 _TIME_FIELDS: Final = frozenset({"time", "received"})
 _PSEUDO_FIELDS: Final = ("after", "before", "has")
-_ENUMS: Final[dict[str, tuple[str, ...]]] = {"outcome": _OUTCOMES, "actor.type": _ACTOR_TYPES}
+_OBJECTS: Final = frozenset({"actor", "source", "target", "context", "metadata"})
+"""Objects of the schema that ``has:`` accepts as a whole."""
+_ENUMS: Final[dict[str, tuple[str, ...]]] = {"outcome": OUTCOMES, "actor.type": ACTOR_TYPES}
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 
@@ -310,6 +311,7 @@ _ESCAPABLE: Final = frozenset('\\*"():<>-=')
 # What ends or needs a look in an unquoted word (bare) or value (after ':', where ':',
 # '<' and '>' are ordinary characters: source.ip:::1).
 _WORD_SPECIAL: Final = re.compile(r'[\s()"\\*:<>]')
+_QUOTED_SPECIAL: Final = re.compile(r'["\\]')
 _VALUE_SPECIAL: Final = re.compile(r'[\s()"\\*]')
 _NON_SPACE: Final = re.compile(r"\S+")
 _BAD_TEXT: Final = re.compile(r"[\x00\ud800-\udfff]")
@@ -414,7 +416,8 @@ class _Parser:
                 self.position += 1
                 node = self.parse_unary("after AND")
             else:
-                node = self.parse_unary("")  # implicit AND: the token starts a term
+                # Implicit AND: the token is a term, '(', '-' or NOT, so cannot be "missing".
+                node = self.parse_unary("")
         return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
     def parse_unary(self, where: str) -> Node:
@@ -565,27 +568,22 @@ class _Parser:
     def quoted(self, start: int) -> tuple[str, int]:
         """Lex the quoted string at ``start``; return its text and where it ends."""
         query = self.query
-        parts: list[str] = []
-        segment = i = start + 1
         end = len(query)
-        while i < end:
-            char = query[i]
-            if char == '"':
-                parts.append(query[segment:i])
+        parts: list[str] = []
+        segment = start + 1
+        while (found := _QUOTED_SPECIAL.search(query, segment)) is not None:
+            i = found.start()
+            parts.append(query[segment:i])
+            if found.group() == '"':
                 i += 1
                 if i < end and not (query[i].isspace() or query[i] == ")"):
                     raise self.error("expected a space or ')' after the closing quote", i)
                 return "".join(parts), i
-            if char == "\\":
-                if i + 1 == end:
-                    break  # unterminated
-                self.escape(i)
-                parts.append(query[segment:i])
-                parts.append(query[i + 1])
-                i += 2
-                segment = i
-                continue
-            i += 1
+            if i + 1 == end:
+                break  # a backslash as the last character: the quote is never closed
+            self.escape(i)
+            parts.append(query[i + 1])
+            segment = i + 2
         raise self.error("unterminated quote: expected a closing '\"' for this one", start)
 
     def unquoted(self, start: int, *, word: bool) -> tuple[str, int, int, int]:
@@ -711,6 +709,8 @@ class _Parser:
         if name == "has":
             if value is None:
                 raise self.error(f"expected a field name after {where}", at)
+            if value in _OBJECTS:  # has:target — the event has any target at all
+                return Has(value), stop
             return Has(resolve_field(value, query=query, column=at)), stop
         if pseudo or field in _TIME_FIELDS:
             if value is None:
@@ -767,16 +767,13 @@ class _Parser:
     def address(self, value: str, name: str, at: int) -> str:
         """Normalize an IP address as ingest does, so that ``ip:2001:DB8::1`` finds it."""
         try:
-            address = ip_address(value)
+            return normalize_ip(value)
         except ValueError:
             raise self.error(
                 f"expected an IP address after '{name}:' such as 203.0.113.5 or 2001:db8::1, "
                 "or a wildcard such as 10.0.*",
                 at,
             ) from None
-        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(address)
 
     def time(self, value: str, where: str, at: int) -> datetime:
         """Resolve a relative (``-24h``, ``now``) or absolute time to an aware UTC datetime."""
