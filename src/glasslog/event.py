@@ -26,7 +26,7 @@ import re
 import time as _time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv6Address, ip_address
 from typing import Any, Final
 
@@ -122,6 +122,15 @@ def parse_time(text: str) -> datetime:
         return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"invalid date or time in {_show(text)}: {exc}") from None
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def epoch_us(dt: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime: how stores keep ``time``."""
+    return (dt - _EPOCH) // _MICROSECOND
 
 
 def format_time(dt: datetime) -> str:

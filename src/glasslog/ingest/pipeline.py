@@ -26,12 +26,12 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from glasslog.access.redact import Scrubber
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
-from glasslog.event import DEFAULT_LIMITS, Event, Limits, validate
+from glasslog.event import DEFAULT_LIMITS, Event, Limits, epoch_us, validate
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
@@ -131,13 +131,9 @@ def _search_text(event: Event) -> str:
     return " ".join(parts)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def _time_us(text: str) -> int:
     """Microseconds since the epoch of a validated (UTC, ``Z``) event time."""
-    return (datetime.fromisoformat(text) - _EPOCH) // _MICROSECOND
+    return epoch_us(datetime.fromisoformat(text))
 
 
 class Preparer:

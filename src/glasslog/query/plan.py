@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from glasslog.errors import QueryError
+from glasslog.event import epoch_us
 from glasslog.query.language import And, Compare, Everything, Has, Match, Node, Not, Or, Text
 
 COLUMNS: dict[str, str] = {
@@ -46,14 +47,6 @@ ALWAYS_PRESENT = frozenset(
 )
 
 FIELD_VALUE_MAX = 256  # mirrors store.sqlite.FIELD_VALUE_MAX: longer values are not indexed
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def time_us(dt: datetime) -> int:
-    """Microseconds since the epoch, the unit of the ``time`` column."""
-    delta = dt.astimezone(UTC) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def json_path(field_path: str) -> str:
@@ -219,7 +212,7 @@ class _Builder:
         if name == "time":
             if not isinstance(node.value, datetime):
                 raise QueryError("time compares with a time, such as 2026-11-01 or -24h")
-            return f"e.time {op} {self.bind(time_us(node.value))}"
+            return f"e.time {op} {self.bind(epoch_us(node.value))}"
         if name == "received":
             if not isinstance(node.value, datetime):
                 raise QueryError("received compares with a time, such as 2026-11-01 or -24h")
@@ -300,7 +293,7 @@ def compile_query(node: Node) -> Compiled:
     time_only = True
     for term in terms:
         if isinstance(term, Compare) and term.field == "time" and isinstance(term.value, datetime):
-            us = time_us(term.value)
+            us = epoch_us(term.value)
             if term.op in (">", ">="):
                 us += term.op == ">"
                 low = us if low is None else max(low, us)
