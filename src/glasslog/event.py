@@ -124,7 +124,6 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"invalid date or time in {_show(text)}: {exc}") from None
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
