@@ -204,8 +204,8 @@ _KNOWN: Final = frozenset(KNOWN_FIELDS)
 _METADATA_PATH: Final = re.compile(r"metadata(?:\.[A-Za-z0-9_-]+)+")
 _TIME_FIELDS: Final = frozenset({"time", "received"})
 _PSEUDO_FIELDS: Final = ("after", "before", "has")
-_OBJECTS: Final = frozenset({"actor", "source", "target", "context", "metadata"})
-"""Objects of the schema that ``has:`` accepts as a whole."""
+_OBJECTS: Final = frozenset({"source", "target", "context", "metadata"})
+"""Objects of the schema that ``has:`` accepts as a whole (``actor`` is an alias of actor.id)."""
 _ENUMS: Final[dict[str, tuple[str, ...]]] = {"outcome": OUTCOMES, "actor.type": ACTOR_TYPES}
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
 

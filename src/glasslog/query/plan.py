@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from glasslog.errors import QueryError
 from glasslog.event import epoch_us
@@ -132,8 +133,93 @@ class Compiled:
     """True when the query constrains nothing but time (aggregations may use rollups)."""
 
 
+Bind = Callable[[object], str]
+"""Appends a parameter and returns its placeholder; call it in SQL text order."""
+
+
+class Dialect(Protocol):
+    """The SQL that differs between backends. Each method binds its values via ``bind``."""
+
+    true: str
+    false: str
+
+    def json_value(self, bind: Bind, field_path: str) -> str:
+        """The scalar at ``field_path`` in the event body, as SQL text (NULL when absent)."""
+        ...
+
+    def json_present(self, bind: Bind, field_path: str) -> str:
+        """True when the body has ``field_path`` (any JSON type but null)."""
+        ...
+
+    def wildcard(self, expr: str, bind: Bind, value: str) -> str:
+        """``expr`` matches ``value`` where only ``*`` is special (any run of characters)."""
+        ...
+
+    def metadata_match(
+        self, bind: Bind, field_path: str, text: str, number: float | None, wildcard: bool
+    ) -> str:
+        """A metadata scalar (or a scalar element of an array) equals / matches the value."""
+        ...
+
+    def metadata_compare(self, bind: Bind, field_path: str, op: str, number: float) -> str:
+        """A numeric metadata scalar (or array element) compares with ``number``."""
+        ...
+
+    def full_text(self, bind: Bind, text: str) -> str:
+        """The event's text contains ``text`` as a phrase."""
+        ...
+
+
+class SQLiteDialect:
+    """SQLite: JSON1 functions, GLOB, and the FTS5 table ``events_fts`` (rowid = seq)."""
+
+    true = "1"
+    false = "0"
+
+    def json_value(self, bind: Bind, field_path: str) -> str:
+        return f"json_extract(e.body, {bind(json_path(field_path))})"
+
+    def json_present(self, bind: Bind, field_path: str) -> str:
+        return f"json_type(e.body, {bind(json_path(field_path))}) IS NOT NULL"
+
+    def wildcard(self, expr: str, bind: Bind, value: str) -> str:
+        return f"{expr} GLOB {bind(glob_pattern(value))}"
+
+    def metadata_match(
+        self, bind: Bind, field_path: str, text: str, number: float | None, wildcard: bool
+    ) -> str:
+        path = json_path(field_path)
+        shape = f"json_type(e.body, {bind(path)}) NOT IN ('object', 'null')"
+        each = f"json_each(e.body, {bind(path)})"
+        if wildcard:
+            cond = f"j.type = 'text' AND j.atom GLOB {bind(glob_pattern(text))}"
+        else:
+            options = [f"(j.type = 'text' AND j.atom = {bind(text)})"]
+            if number is not None:
+                options.append(f"(j.type IN ('integer', 'real') AND j.atom = {bind(number)})")
+            if text in ("true", "false"):
+                options.append(f"j.type = {bind(text)}")
+            cond = " OR ".join(options)
+        return f"({shape} AND EXISTS (SELECT 1 FROM {each} j WHERE {cond}))"
+
+    def metadata_compare(self, bind: Bind, field_path: str, op: str, number: float) -> str:
+        each = f"json_each(e.body, {bind(json_path(field_path))})"
+        return (
+            f"EXISTS (SELECT 1 FROM {each} j"
+            f" WHERE j.type IN ('integer', 'real') AND j.atom {op} {bind(number)})"
+        )
+
+    def full_text(self, bind: Bind, text: str) -> str:
+        match = bind(fts_expression(text, phrase=True))
+        return f"e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {match})"
+
+
+SQLITE = SQLiteDialect()
+
+
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
         self.params: list[object] = []
 
     def bind(self, value: object) -> str:
@@ -162,71 +248,47 @@ class _Builder:
             if node.wildcard or not node.value.isdigit():
                 raise QueryError(f"seq takes a number, got {node.value!r}")
             return f"e.seq = {self.bind(int(node.value))}"
-        if name in COLUMNS:
-            return self._text_match(f"e.{COLUMNS[name]}", node)
         if name.startswith("metadata."):
-            return self._metadata_match(name, node)
-        return self._text_match("json_extract(e.body, ?)", node, (json_path(name),))
+            number = None if node.wildcard else _number(node.value)
+            return self.d.metadata_match(self.bind, name, node.value, number, node.wildcard)
+        if name in COLUMNS:
+            return self._match_expr(lambda: f"e.{COLUMNS[name]}", node)
+        return self._match_expr(lambda: self.d.json_value(self.bind, name), node)
 
-    def _text_match(self, expr: str, node: Match, expr_params: tuple[object, ...] = ()) -> str:
-        """``expr = value`` or a wildcard match; ``expr`` may hold its own placeholders.
+    def _match_expr(self, expr: Callable[[], str], node: Match) -> str:
+        """``expr = value``, or a wildcard match with an index-friendly prefix range.
 
-        Placeholders are bound in the order they appear in the SQL text, so an
-        expression used several times binds its parameters each time.
+        ``expr`` is called once per use so that its own placeholders are bound each
+        time, in the order they appear in the SQL text.
         """
-
-        def use() -> str:
-            self.params.extend(expr_params)
-            return expr
-
         if not node.wildcard:
-            return f"{use()} = {self.bind(node.value)}"
-        bounds = prefix_bounds(literal_prefix(node.value))
+            return f"{expr()} = {self.bind(node.value)}"
         parts = []
+        bounds = prefix_bounds(literal_prefix(node.value))
         if bounds is not None:  # lets the database use an index range for the prefix
             low, high = bounds
-            parts.append(f"{use()} >= {self.bind(low)}")
-            parts.append(f"{use()} < {self.bind(high)}")
-        parts.append(f"{use()} GLOB {self.bind(glob_pattern(node.value))}")
+            parts.append(f"{expr()} >= {self.bind(low)}")
+            parts.append(f"{expr()} < {self.bind(high)}")
+        parts.append(self.d.wildcard(expr(), self.bind, node.value))
         return "(" + " AND ".join(parts) + ")"
-
-    def _metadata_match(self, name: str, node: Match) -> str:
-        path = json_path(name)
-        shape = f"json_type(e.body, {self.bind(path)}) NOT IN ('object', 'null')"
-        each = f"json_each(e.body, {self.bind(path)})"
-        if node.wildcard:
-            cond = f"j.type = 'text' AND j.atom GLOB {self.bind(glob_pattern(node.value))}"
-        else:
-            options = [f"(j.type = 'text' AND j.atom = {self.bind(node.value)})"]
-            number = _number(node.value)
-            if number is not None:
-                options.append(f"(j.type IN ('integer', 'real') AND j.atom = {self.bind(number)})")
-            if node.value in ("true", "false"):
-                options.append(f"j.type = {self.bind(node.value)}")
-            cond = " OR ".join(options)
-        return f"({shape} AND EXISTS (SELECT 1 FROM {each} j WHERE {cond}))"
 
     def compare(self, node: Compare) -> str:
         op = node.op
         name = node.field
-        if name == "time":
+        if name in ("time", "received"):
             if not isinstance(node.value, datetime):
-                raise QueryError("time compares with a time, such as 2026-11-01 or -24h")
-            return f"e.time {op} {self.bind(epoch_us(node.value))}"
-        if name == "received":
-            if not isinstance(node.value, datetime):
-                raise QueryError("received compares with a time, such as 2026-11-01 or -24h")
-            text = node.value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                raise QueryError(f"{name} compares with a time, such as 2026-11-01 or -24h")
+            if name == "time":
+                return f"e.time {op} {self.bind(epoch_us(node.value))}"
             # Stored times are normalized RFC 3339 with µs and Z: text order is time order.
-            return f"json_extract(e.body, '$.received') {op} {self.bind(text)}"
+            text = node.value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return f"{self.d.json_value(self.bind, name)} {op} {self.bind(text)}"
         if isinstance(node.value, datetime):
             raise QueryError(f"{name} compares with a number, not a time")
         if name == "seq":
             return f"e.seq {op} {self.bind(node.value)}"
         if name.startswith("metadata."):
-            each = f"json_each(e.body, {self.bind(json_path(name))})"
-            cond = f"j.type IN ('integer', 'real') AND j.atom {op} {self.bind(node.value)}"
-            return f"EXISTS (SELECT 1 FROM {each} j WHERE {cond})"  # binds in text order
+            return self.d.metadata_compare(self.bind, name, op, node.value)
         raise QueryError(
             f"{name} cannot be compared with {op}: only time, received, seq and metadata "
             "numbers compare; use field:value for the others"
@@ -235,14 +297,10 @@ class _Builder:
     def has(self, node: Has) -> str:
         name = node.field
         if name in ALWAYS_PRESENT:
-            return "1"
+            return self.d.true
         if name in COLUMNS:
             return f"e.{COLUMNS[name]} IS NOT NULL"
-        return f"json_type(e.body, {self.bind(json_path(name))}) IS NOT NULL"
-
-    def text(self, node: Text) -> str:
-        match = fts_expression(node.text, phrase=node.phrase)
-        return f"e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {self.bind(match)})"
+        return self.d.json_present(self.bind, name)
 
     # -- structure -------------------------------------------------------------------
 
@@ -254,16 +312,16 @@ class _Builder:
         if isinstance(node, Has):
             return self.has(node)
         if isinstance(node, Text):
-            return self.text(node)
+            return self.d.full_text(self.bind, node.text)
         if isinstance(node, Not):
             # COALESCE: a missing field yields NULL, and NOT NULL would drop the event.
-            return f"NOT COALESCE(({self.node(node.node)}), 0)"
+            return f"NOT COALESCE(({self.node(node.node)}), {self.d.false})"
         if isinstance(node, And):
             return "(" + " AND ".join(self.node(n) for n in node.nodes) + ")"
         if isinstance(node, Or):
             return "(" + " OR ".join(self.node(n) for n in node.nodes) + ")"
         if isinstance(node, Everything):
-            return "1"
+            return self.d.true
         raise QueryError(f"unsupported query element {type(node).__name__}")  # pragma: no cover
 
 
@@ -281,12 +339,12 @@ def _top_level(node: Node) -> tuple[Node, ...]:
     return node.nodes if isinstance(node, And) else (node,)
 
 
-def compile_query(node: Node) -> Compiled:
+def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
     """Compile an AST into SQL; raise QueryError for queries that cannot mean anything."""
     terms = _top_level(node)
     parts: list[tuple[str, list[object]]] = []
     for term in terms:
-        builder = _Builder()
+        builder = _Builder(dialect)
         parts.append((builder.node(term), builder.params))
     low: int | None = None
     high: int | None = None
