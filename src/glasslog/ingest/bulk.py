@@ -126,6 +126,7 @@ def ingest_lines(
                     )
                     n_rejected += 1
             sequencer.checkpoint()
+            store.optimize()
         finally:
             store.close()
     return accepted, duplicates, n_rejected

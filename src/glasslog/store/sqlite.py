@@ -340,6 +340,18 @@ class SQLiteStore:
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics where they are missing or stale.
+
+        Bounded (``analysis_limit``) so it takes milliseconds even on a large store;
+        without statistics SQLite may pick a poor index for multi-field queries.
+        """
+        try:
+            self._conn.execute("PRAGMA analysis_limit = 1000")
+            self._conn.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "refreshing query statistics") from exc
+
     def close(self) -> None:
         self._conn.close()
 
