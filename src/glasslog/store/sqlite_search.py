@@ -240,20 +240,19 @@ class SQLiteSearch:
         with self._budget():
             if plan.time_only:
                 return self._rollup_total(plan), True
+            (n,) = self._all(
+                f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {plan.where} LIMIT ?)",
+                [*plan.params, cap + 1],
+            )[0]
+            if n <= cap:
+                return int(n), True
+            # More than `cap`: the cap-th newest match is at time t_cap; assume matches
+            # are spread evenly over the queried window and scale up.
             sql = (
                 f"SELECT e.time FROM events e WHERE {plan.where}"
                 " ORDER BY e.time DESC, e.seq DESC LIMIT 1 OFFSET ?"
             )
-            rows = self._all(sql, [*plan.params, cap])
-            if not rows:
-                (n,) = self._all(
-                    f"SELECT count(*) FROM events e WHERE {plan.where}",
-                    list(plan.params),
-                )[0]
-                return int(n), True
-            # More than `cap`: the cap-th newest match is at time t_cap; assume matches
-            # are spread evenly over the queried window and scale up.
-            t_cap = int(rows[0][0])
+            t_cap = int(self._all(sql, [*plan.params, cap - 1])[0][0])
             low, high = self._window(plan)
             if high <= t_cap or low >= high:
                 return cap, False
