@@ -21,6 +21,7 @@ grouping is a rolled-up column; the partial hours at the edges are counted exact
 from __future__ import annotations
 
 import heapq
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -166,7 +167,12 @@ class SQLiteSearch:
         # Keep the `limit` best candidates in a min-heap of rank keys: the worst on top.
         # Newest first ranks by (time, seq); oldest first by (-time, -seq).
         best: list[tuple[int, int]] = []
-        check = f"SELECT e.seq, e.time FROM events e WHERE e.seq IN ({{}}) AND ({plan.rest})"
+        # CROSS JOIN from the candidate list pins the plan to primary-key lookups; with a
+        # plain `seq IN (...)` SQLite may prefer scanning an index of the other terms.
+        check = (
+            "SELECT e.seq, e.time FROM json_each(?) AS c CROSS JOIN events e ON e.seq = c.value"
+            f" WHERE ({plan.rest})"
+        )
         if after is not None:
             check += f" AND (e.time, e.seq) {'>' if ascending else '<'} (?, ?)"
         tail = list(after) if after is not None else []
@@ -178,8 +184,8 @@ class SQLiteSearch:
             if not ids:
                 break
             position = ids[-1]
-            sql = check.format(",".join("?" * len(ids)))
-            for seq, t in self._all(sql, [*ids, *plan.rest_params, *tail]):
+            candidates = json.dumps(ids)
+            for seq, t in self._all(check, [candidates, *plan.rest_params, *tail]):
                 key = (sign * t, sign * seq)
                 if len(best) < limit:
                     heapq.heappush(best, key)
@@ -260,10 +266,12 @@ class SQLiteSearch:
 
     def _window(self, plan: Compiled) -> tuple[int, int]:
         low, high = plan.time_low, plan.time_high
-        if low is None or high is None:
-            row = self._conn.execute("SELECT min(time), max(time) FROM events").fetchone()
-            low = int(row[0] or 0) if low is None else low
-            high = int(row[1] or 0) + 1 if high is None else high
+        # Two statements: SQLite answers a lone min() or max() from the index's ends,
+        # but both in one statement make it scan the whole index.
+        if low is None:
+            low = int(self._conn.execute("SELECT min(time) FROM events").fetchone()[0] or 0)
+        if high is None:
+            high = int(self._conn.execute("SELECT max(time) FROM events").fetchone()[0] or 0) + 1
         return low, high
 
     def _rollup_total(self, plan: Compiled) -> int:
@@ -322,14 +330,15 @@ class SQLiteSearch:
         with self._budget():
             low, high = plan.time_low, plan.time_high
             if low is None or high is None:
-                row = self._all(
-                    f"SELECT min(e.time), max(e.time) FROM events e WHERE {plan.where}",
-                    list(plan.params),
-                )[0]
-                if row[0] is None:
+                # Separate statements, so each can read one end of a time index.
+                first, last = (
+                    self._all(f"SELECT {f}(e.time) FROM events e WHERE {plan.where}", plan.params)
+                    for f in ("min", "max")
+                )
+                if first[0][0] is None:
                     return BUCKETS_US[0], 0, []
-                low = int(row[0]) if low is None else low
-                high = int(row[1]) + 1 if high is None else high
+                low = int(first[0][0]) if low is None else low
+                high = int(last[0][0]) + 1 if high is None else high
             span = max(high - low, 1)
             size = next((b for b in BUCKETS_US if span / b <= MAX_BUCKETS), BUCKETS_US[-1])
             start = low - low % size
