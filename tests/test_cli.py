@@ -295,3 +295,22 @@ def test_trace_timeline(data: Path) -> None:
     assert len(table) == 4 and "+0.0 ms" in table[1]
     as_json = run("trace", "req-xyz", "--json", data=data).stdout.splitlines()
     assert [json.loads(x)["context"]["function"] for x in as_json] == ["f0", "f1", "f2"]
+
+
+def test_unexpected_failure_is_one_line_not_a_traceback(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure nobody foresaw still ends in one line on stderr and exit 70."""
+    from click.testing import CliRunner
+
+    import glasslog.cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("worker pool died")
+
+    monkeypatch.setattr(glasslog.cli, "ingest_lines", broken)
+    monkeypatch.delenv("GLASSLOG_DEBUG", raising=False)
+    result = CliRunner().invoke(glasslog.cli.main, ["ingest", "-", "--data", str(data)], input="")
+    assert result.exit_code == 70
+    assert "unexpected RuntimeError: worker pool died" in result.output
+    assert "Traceback" not in result.output

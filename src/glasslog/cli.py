@@ -62,6 +62,20 @@ class _Group(click.Group):
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            # A bug, or a failure we did not foresee (a worker process killed by the
+            # OOM killer, say): still one line, and the traceback on request.
+            if os.environ.get("GLASSLOG_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {exc} (set GLASSLOG_DEBUG=1 to see the "
+                "traceback, and please report it)",
+                70,
+            )
         return None
 
 
