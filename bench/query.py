@@ -4,10 +4,11 @@ Run: ``.venv/bin/python bench/query.py [--events 10000000] [--dir DIR]``
 
 Builds the store once (``glasslog ingest`` fed by the demo generator through a
 pipe) and reuses it on later runs. Each query runs 40 times with varying parameters
-after one untimed warm-up pass of the whole mix on the same connection. Reports p50/p95 per query, and in the same run
-the baseline a user without glasslog has: ``grep`` and ``jq`` over the same kind of
-events as JSON lines — measured on 1,000,000 events and extrapolated linearly to
-the store's size (said so in the output).
+after one untimed warm-up pass of the whole mix on the same connection. Reports
+p50/p95 per query, and in the same run the baseline a user without glasslog has:
+``grep`` and ``jq`` over the same kind of events as JSON lines — measured on
+1,000,000 events and extrapolated linearly to the store's size (said so in the
+output).
 """
 
 from __future__ import annotations
