@@ -105,7 +105,7 @@ def init(data: Path, origin: str | None) -> None:
     "--workers",
     type=click.IntRange(1, 64),
     default=os.cpu_count() or 1,
-    show_default=True,
+    show_default="the number of cores",
     help="Processes that validate and hash events in parallel.",
 )
 @click.option(
@@ -216,7 +216,11 @@ def proof_consistency(data: Path, old: int, new: int) -> None:
 @data_option
 @click.option("--vkey", "vkey_text", help="Verifier key to trust (default: the data directory's).")
 @click.option(
-    "--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=os.cpu_count() or 1,
+    show_default="the number of cores",
+    help="Processes that recompute leaves in parallel.",
 )
 def verify(data: Path, vkey_text: str | None, workers: int) -> None:
     """Recompute every leaf, rebuild the tree and check every checkpoint."""
