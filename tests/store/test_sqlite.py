@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from glasslog.errors import NotFoundError, StoreError
+from glasslog.ledger.tiles import Tile
+from glasslog.store.base import EventRow
 from glasslog.store.sqlite import SQLiteStore
 from glasslog.testing import TemporaryLog
 from tests.conftest import MakeEvent
@@ -94,4 +96,39 @@ def test_create_is_idempotent(tmp_path: Path) -> None:
     SQLiteStore.open(path, create=True).close()
     store = SQLiteStore.open(path, create=True)
     assert store.size() == 0
+    store.close()
+
+
+def test_repeated_array_values_do_not_break_the_batch(tlog: TemporaryLog, event: MakeEvent) -> None:
+    """An array holding the same value twice is stored, indexed once and found once."""
+    receipts = tlog.submit([event(metadata={"tags": ["a", "a", 1, 1.0, True, "true"]}), event()])
+    assert all(r.ok for r in receipts)
+    page = tlog.log.search("metadata.tags:a")
+    assert [e["seq"] for e in page.events] == [0]
+
+
+def _row(seq: int, fields: tuple[tuple[str, str | int | float], ...]) -> EventRow:
+    return EventRow(
+        seq, bytes([seq]) * 16, 1_000 + seq, "svc", "a.b", "u", "success", None, None,
+        "{}", "[]", b"", "text", fields,
+    )  # fmt: skip
+
+
+def test_field_keys_of_a_rolled_back_batch_are_not_reused(tmp_path: Path) -> None:
+    """A batch that fails after creating a field key leaves no stale id in the cache."""
+    store = SQLiteStore.open(tmp_path / "glasslog.db", create=True)
+    tile = Tile(level=0, index=99, width=256, hashes=bytes(32 * 256))
+    store.append([_row(0, ())], [tile])
+    with pytest.raises(StoreError):  # the tile exists: fails after fields were written
+        store.append([_row(1, (("metadata.alpha", "x"),))], [tile])
+    store.append([_row(1, (("metadata.beta", "y"),))], [])
+    store.append([_row(2, (("metadata.alpha", "x"),))], [])
+    conn = store.connection
+    paths = dict(conn.execute("SELECT path, id FROM field_keys").fetchall())
+    assert len(set(paths.values())) == len(paths) == 2
+    seqs = conn.execute(
+        "SELECT f.seq FROM fields f JOIN field_keys k ON k.id = f.key WHERE k.path = ?",
+        ("metadata.alpha",),
+    ).fetchall()
+    assert seqs == [(2,)]
     store.close()

@@ -92,11 +92,12 @@ def _field_values(metadata: Any) -> tuple[tuple[str, str | int | float], ...]:
     """Scalar metadata values by dotted path, for the field index (store ``fields``).
 
     Array elements are indexed under the array's path, so ``metadata.tags:x`` finds
-    an event whose tags contain x. Keys that the query language cannot name (with
-    dots or spaces) and strings longer than FIELD_VALUE_MAX are left out; queries
-    for them fall back to scanning, so results stay complete.
+    an event whose tags contain x; a value repeated in an array is indexed once.
+    Keys that the query language cannot name (with dots or spaces) and strings
+    longer than FIELD_VALUE_MAX are left out; queries for them fall back to
+    scanning, so results stay complete.
     """
-    out: list[tuple[str, str | int | float]] = []
+    out: dict[tuple[str, str | int | float], None] = {}  # ordered, without repeats
     stack: list[tuple[str, Any]] = [("metadata", metadata)]
     while stack:
         path, value = stack.pop()
@@ -105,12 +106,12 @@ def _field_values(metadata: Any) -> tuple[tuple[str, str | int | float], ...]:
             continue
         for item in value if isinstance(value, list) else (value,):
             if item is True or item is False:
-                out.append((path, "true" if item else "false"))
+                out[path, "true" if item else "false"] = None
             elif isinstance(item, str):
                 if len(item) <= FIELD_VALUE_MAX:
-                    out.append((path, item))
+                    out[path, item] = None
             elif isinstance(item, int | float):
-                out.append((path, item))
+                out[path, item] = None
     return tuple(out)
 
 

@@ -46,6 +46,38 @@ class EventRow(NamedTuple):
     """Scalar metadata values by path (``metadata.db.table``) for the field index."""
 
 
+SEQ_BLOCK = 4096
+"""Events per row of ``seq_blocks``, the time bounds that let full-text results stream."""
+
+ROLLUP_DIMS = ("service", "action", "actor_id", "outcome")
+"""Columns whose hourly counts are kept in ``rollups`` for fast aggregations."""
+
+HOUR_US = 3_600_000_000
+
+
+def rollup_counts(rows: Sequence[EventRow]) -> dict[tuple[str, int, str], int]:
+    """Events per (dimension, hour, value) in ``rows``: the increments for ``rollups``."""
+    counts: dict[tuple[str, int, str], int] = {}
+    for r in rows:
+        hour = r.time_us // HOUR_US
+        for dim, value in zip(
+            ROLLUP_DIMS, (r.service, r.action, r.actor_id, r.outcome), strict=True
+        ):
+            key = (dim, hour, value)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def seq_block_bounds(rows: Sequence[EventRow]) -> dict[int, tuple[int, int]]:
+    """(min time, max time) of ``rows`` per block of SEQ_BLOCK seqs: to widen ``seq_blocks``."""
+    blocks: dict[int, tuple[int, int]] = {}
+    for r in rows:
+        block = r.seq // SEQ_BLOCK
+        low, high = blocks.get(block, (r.time_us, r.time_us))
+        blocks[block] = (min(low, r.time_us), max(high, r.time_us))
+    return blocks
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """The stored columns needed to rebuild an event's leaf and show it."""

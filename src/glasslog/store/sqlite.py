@@ -13,7 +13,6 @@ commit) and an acknowledged event survives a crash or power loss.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,13 @@ from typing import Any
 
 from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
 from glasslog.ledger.tiles import Tile
-from glasslog.store.base import EventRow, StoredCheckpoint, StoredEvent
+from glasslog.store.base import (
+    EventRow,
+    StoredCheckpoint,
+    StoredEvent,
+    rollup_counts,
+    seq_block_bounds,
+)
 
 SCHEMA_VERSION = 1
 
@@ -30,11 +35,6 @@ _APPEND_ONLY = ("events", "tiles", "checkpoints", "fields")
 FIELD_VALUE_MAX = 256
 """Metadata strings longer than this are not put in the field index (queries scan for them)."""
 
-SEQ_BLOCK = 4096
-"""Events per row of ``seq_blocks``, the time bounds that let full-text results stream."""
-
-ROLLUP_DIMS = ("service", "action", "actor_id", "outcome")
-"""Columns whose hourly counts are kept in ``rollups`` for fast aggregations."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -224,6 +224,17 @@ class SQLiteStore:
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
+        known = len(self._field_keys)
+        try:
+            self._append(rows, tiles)
+        except BaseException:
+            # Keys created inside the rolled-back transaction no longer exist; SQLite
+            # would hand their ids to other paths. Forget them (and re-read on use).
+            if len(self._field_keys) != known:
+                self._field_keys.clear()
+            raise
+
+    def _append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
         try:
             with self._transaction():
                 write_rows(self._conn, rows, self._field_key)
@@ -380,24 +391,14 @@ def write_rows(
         "INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)",
         ((field_key(path), value, r.time_us, r.seq) for r in rows for path, value in r.fields),
     )
-    counts: Counter[tuple[str, int, str]] = Counter()
-    blocks: dict[int, tuple[int, int]] = {}
-    for r in rows:
-        hour = r.time_us // 3_600_000_000
-        values = (r.service, r.action, r.actor_id, r.outcome)
-        for dim, value in zip(ROLLUP_DIMS, values, strict=True):
-            counts[dim, hour, value] += 1
-        block = r.seq // SEQ_BLOCK
-        low, high = blocks.get(block, (r.time_us, r.time_us))
-        blocks[block] = (min(low, r.time_us), max(high, r.time_us))
     conn.executemany(
         "INSERT INTO rollups (dim, hour, value, count) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (dim, hour, value) DO UPDATE SET count = count + excluded.count",
-        ((dim, hour, value, n) for (dim, hour, value), n in counts.items()),
+        ((dim, hour, value, n) for (dim, hour, value), n in rollup_counts(rows).items()),
     )
     conn.executemany(
         "INSERT INTO seq_blocks (block, min_time, max_time) VALUES (?, ?, ?)"
         " ON CONFLICT (block) DO UPDATE SET min_time = min(min_time, excluded.min_time),"
         " max_time = max(max_time, excluded.max_time)",
-        ((block, low, high) for block, (low, high) in blocks.items()),
+        ((block, low, high) for block, (low, high) in seq_block_bounds(rows).items()),
     )

@@ -30,9 +30,8 @@ from typing import Any
 
 from glasslog.errors import QueryError
 from glasslog.query.plan import COLUMNS, Compiled, FieldDriver, TextDriver, json_path
-from glasslog.store.sqlite import ROLLUP_DIMS, SEQ_BLOCK
+from glasslog.store.base import HOUR_US, ROLLUP_DIMS, SEQ_BLOCK
 
-HOUR_US = 3_600_000_000
 Row = tuple[int, int, str]
 """(seq, time µs, body)."""
 

@@ -1,0 +1,673 @@
+"""The production store: PostgreSQL through psycopg 3, with the guarantees of the SQLite store.
+
+Same contract as :mod:`glasslog.store.sqlite` (see :class:`~glasslog.store.base.Store`):
+dense seqs from 0, one transaction per batch, events/tiles/checkpoints append-only.
+What PostgreSQL changes (DESIGN §4 and §7; the DBA's view is ``docs/postgres.md``):
+
+* **Partitions.** ``events`` is partitioned by RANGE on ``time`` (microseconds since
+  the epoch), one partition per calendar month (UTC). Before each batch the store
+  creates the partitions the batch touches plus the month after the newest one,
+  through a ``SECURITY DEFINER`` function, so the application role never needs DDL
+  rights. A partitioned table cannot have a unique index that leaves out the
+  partition key, so global uniqueness of ``seq`` and ``id`` lives in the plain
+  table ``event_keys``, written in the same transaction.
+* **Append-only, twice.** Triggers refuse UPDATE, DELETE and TRUNCATE on every
+  ledger table, even for the owner; and the role ``glasslog_app`` that the service
+  logs in through is granted only SELECT and INSERT (plus UPDATE on the two derived
+  counters, ``rollups`` and ``seq_blocks``).
+* **Batches through COPY.** Rows are COPY'd into a session-local staging table and
+  moved with two ``INSERT … SELECT`` statements (keys first, so a reused id fails
+  before any event row is written); the full-text ``tsvector`` is computed there,
+  server-side, so the search text is never stored twice.
+* **One sequencer.** The writer holds a session-level advisory lock
+  (:meth:`PostgresStore.lock_writer`) while it sequences; a second writer waits.
+* **Versioned schema.** ``meta.schema_version`` records the last migration applied;
+  ``create`` applies the missing ones in order, in one transaction, under an
+  advisory lock, and opening a store of another version is refused.
+
+Durability: every batch is one transaction committed with ``synchronous_commit =
+on``, so an acknowledged batch is in the server's WAL on disk (group commit).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict
+
+from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
+from glasslog.ledger.tiles import Tile
+from glasslog.store.base import (
+    EventRow,
+    StoredCheckpoint,
+    StoredEvent,
+    rollup_counts,
+    seq_block_bounds,
+)
+
+SCHEMA = "glasslog"
+"""The PostgreSQL schema holding every glasslog table (one log per database)."""
+
+APP_ROLE = "glasslog_app"
+"""The NOLOGIN group role whose members may only read and append."""
+
+WRITER_LOCK_KEY = 0x676C_6173_736C_6F67  # "glasslog" in ASCII
+"""Session advisory-lock key held by the one sequencer (``pg_advisory_lock``)."""
+
+_MIGRATION_LOCK_KEY = WRITER_LOCK_KEY + 1
+_PARTITION_LOCK_KEY = WRITER_LOCK_KEY + 2
+
+_EVENTS_PAGE = 2_000
+"""Rows per round trip when streaming events, so a full scan never holds the log in memory."""
+
+_APPEND_ONLY = ("events", "event_keys", "tiles", "checkpoints", "fields", "field_keys")
+
+# Migration 1: the whole schema as of glasslog 0.1. Later migrations are appended to
+# _MIGRATIONS and never edited, so every store reaches the same schema by the same steps.
+_SCHEMA_V1 = (
+    """
+CREATE TABLE events (
+    seq        bigint NOT NULL,       -- leaf index, dense from 0
+    id         bytea NOT NULL,        -- 16-byte UUID, the idempotency key
+    time       bigint NOT NULL,       -- event time, microseconds since the epoch (UTC)
+    service    text NOT NULL,
+    action     text NOT NULL,
+    actor_id   text NOT NULL,
+    outcome    text NOT NULL,
+    request_id text,
+    trace_id   text,
+    body       text NOT NULL,         -- RFC 8785 JSON of the stored event
+    commits    text NOT NULL,         -- committed paths, JSON
+    salts      bytea NOT NULL,        -- one 16-byte salt per committed path
+    tsv        tsvector NOT NULL,     -- full-text words of the event (never part of the leaf)
+    PRIMARY KEY (seq, time)
+) PARTITION BY RANGE (time);
+CREATE INDEX events_time ON events (time);
+CREATE INDEX events_service_time ON events (service, time);
+CREATE INDEX events_action_time ON events (action, time);
+CREATE INDEX events_actor_time ON events (actor_id, time);
+CREATE INDEX events_request ON events (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
+CREATE INDEX events_tsv ON events USING gin (tsv);
+
+-- Global uniqueness the partitioned table cannot enforce; time finds the partition.
+CREATE TABLE event_keys (
+    seq  bigint NOT NULL CONSTRAINT event_keys_seq PRIMARY KEY,
+    id   bytea NOT NULL CONSTRAINT event_keys_id UNIQUE,
+    time bigint NOT NULL
+);
+
+CREATE TABLE field_keys (
+    id   integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    path text NOT NULL UNIQUE
+);
+-- One row per scalar metadata value (and per scalar array element); jsonb keeps
+-- strings and numbers apart exactly as SQLite's ANY column does.
+CREATE TABLE fields (
+    key   integer NOT NULL,
+    value jsonb NOT NULL,
+    time  bigint NOT NULL,
+    seq   bigint NOT NULL
+);
+CREATE INDEX fields_key_value_time ON fields (key, value, time, seq);
+
+CREATE TABLE rollups (
+    dim   text NOT NULL,
+    hour  bigint NOT NULL,
+    value text NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (dim, hour, value)
+);
+
+CREATE TABLE seq_blocks (
+    block    bigint PRIMARY KEY,
+    min_time bigint NOT NULL,
+    max_time bigint NOT NULL
+);
+
+CREATE TABLE tiles (
+    level  integer NOT NULL,
+    idx    bigint NOT NULL,
+    width  integer NOT NULL,
+    hashes bytea NOT NULL,
+    PRIMARY KEY (level, idx, width)
+);
+
+CREATE TABLE checkpoints (
+    size bigint PRIMARY KEY,
+    note text NOT NULL
+);
+
+CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION 'glasslog: % are append-only; % refused', TG_ARGV[0], TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$f$;
+
+-- Creates the month partition holding (y, m) if absent. SECURITY DEFINER: it runs
+-- with the schema owner's rights, so the application role needs no DDL privilege.
+-- Row triggers are cloned onto new partitions by PostgreSQL; statement (TRUNCATE)
+-- triggers are not, so each partition gets its own.
+CREATE FUNCTION ensure_month(y integer, m integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+DECLARE
+    first timestamptz;
+    part  text;
+BEGIN
+    IF y NOT BETWEEN 1 AND 9999 OR m NOT BETWEEN 1 AND 12 THEN
+        RAISE EXCEPTION 'glasslog: no partition for month %-%', y, m;
+    END IF;
+    part := format('events_%s_%s', lpad(y::text, 4, '0'), lpad(m::text, 2, '0'));
+    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(%(partition_lock)s);
+    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    first := make_timestamptz(y, m, 1, 0, 0, 0, 'UTC');
+    EXECUTE format(
+        'CREATE TABLE glasslog.%I PARTITION OF glasslog.events FOR VALUES FROM (%s) TO (%s)',
+        part,
+        (extract(epoch FROM first) * 1000000)::bigint,
+        (extract(epoch FROM first + interval '1 month') * 1000000)::bigint
+    );
+    EXECUTE format(
+        'CREATE TRIGGER no_truncate BEFORE TRUNCATE ON glasslog.%I'
+        ' FOR EACH STATEMENT EXECUTE FUNCTION glasslog.refuse_change(%L)',
+        part, 'events'
+    );
+END
+$f$;
+REVOKE ALL ON FUNCTION ensure_month(integer, integer) FROM PUBLIC;
+""".replace("%(partition_lock)s", str(_PARTITION_LOCK_KEY))
+    + "".join(
+        f"""
+CREATE TRIGGER no_update BEFORE UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_delete BEFORE DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('{table}');
+"""
+        for table in _APPEND_ONLY
+    )
+)
+
+_MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _SCHEMA_V1),)
+"""``(version, SQL)`` in order; ``create`` applies those above the stored version."""
+
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+# Idempotent on every ``create``: the role may exist already (made by a DBA, or by
+# another database of the same cluster), and GRANT of a held privilege is a no-op.
+_ROLES = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE} NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- created concurrently by an init of another database
+END
+$$;
+GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
+GRANT SELECT ON meta TO {APP_ROLE};
+GRANT SELECT, INSERT ON {", ".join(_APPEND_ONLY)} TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE ON rollups, seq_blocks TO {APP_ROLE};
+GRANT EXECUTE ON FUNCTION ensure_month(integer, integer) TO {APP_ROLE};
+"""
+
+_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS glasslog_batch (
+    seq bigint, id bytea, time bigint, service text, action text, actor_id text,
+    outcome text, request_id text, trace_id text, body text, commits text, salts bytea,
+    text text
+) ON COMMIT DELETE ROWS
+"""
+
+_COPY_BATCH = (
+    "COPY glasslog_batch (seq, id, time, service, action, actor_id, outcome, request_id,"
+    " trace_id, body, commits, salts, text) FROM STDIN"
+)
+_INSERT_KEYS = "INSERT INTO event_keys (seq, id, time) SELECT seq, id, time FROM glasslog_batch"
+_INSERT_EVENTS = (
+    "INSERT INTO events (seq, id, time, service, action, actor_id, outcome, request_id,"
+    " trace_id, body, commits, salts, tsv)"
+    " SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id, body,"
+    " commits, salts, to_tsvector('simple', text) FROM glasslog_batch"
+)
+_COPY_FIELDS = "COPY fields (key, value, time, seq) FROM STDIN"
+_UPSERT_ROLLUPS = (
+    "INSERT INTO rollups (dim, hour, value, count)"
+    " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[])"
+    " ON CONFLICT (dim, hour, value) DO UPDATE SET count = rollups.count + excluded.count"
+)
+_UPSERT_BLOCKS = (
+    "INSERT INTO seq_blocks (block, min_time, max_time)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
+    " ON CONFLICT (block) DO UPDATE SET"
+    " min_time = least(seq_blocks.min_time, excluded.min_time),"
+    " max_time = greatest(seq_blocks.max_time, excluded.max_time)"
+)
+_INSERT_TILES = (
+    "INSERT INTO tiles (level, idx, width, hashes)"
+    " SELECT * FROM unnest(%s::integer[], %s::bigint[], %s::integer[], %s::bytea[])"
+)
+# Joining through event_keys gives the planner the partition key, so a lookup by seq
+# or id probes one partition instead of every month's index.
+_BY_SEQ = (
+    "SELECT e.seq, e.body, e.commits, e.salts FROM event_keys k"
+    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.seq = %s"
+)
+_BY_ID = (
+    "SELECT e.seq, e.body, e.commits, e.salts FROM event_keys k"
+    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.id = %s"
+)
+_BY_IDS = (
+    "SELECT k.id, e.seq, e.body, e.commits, e.salts FROM event_keys k"
+    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.id = ANY(%s)"
+)
+
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN as ``postgresql://user@host:port/dbname``: safe to print (no password).
+
+    Every message that names a database goes through here, so a password given in
+    the DSN never reaches a log file or a terminal.
+    """
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "<unparsable DSN, not shown>"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+
+def _wrap(exc: psycopg.Error, doing: str) -> StoreError:
+    """Map a psycopg error to ours, keeping the server's primary message only.
+
+    The DETAIL line of a constraint error quotes the offending row's values, so it
+    is left out: error messages end up in logs that not every reader may see.
+    """
+    diag = getattr(exc, "diag", None)
+    text = (diag.message_primary if diag is not None else None) or str(exc).split("\n")[0]
+    return StoreError(f"{doing}: {text}")
+
+
+def _month_of_day(day: int) -> tuple[int, int]:
+    d = _EPOCH + timedelta(days=day)
+    return d.year, d.month
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+class PostgresStore:
+    """A glasslog store in one PostgreSQL database (schema ``glasslog``). Open with :meth:`open`."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], dsn: str) -> None:
+        self._conn = conn
+        self.where = describe_dsn(dsn)
+        """The database, credentials removed: for messages."""
+        self._field_keys: dict[str, int] = {}
+        self._months: set[tuple[int, int]] = set()
+        self._staging = False
+
+    @property
+    def connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The underlying connection, for the query executor (reads only)."""
+        return self._conn
+
+    @classmethod
+    def open(cls, dsn: str, *, create: bool = False) -> PostgresStore:
+        """Connect to the store in the database ``dsn`` names.
+
+        With ``create``, first create the schema, apply any missing migration and set
+        up the ``glasslog_app`` role and its grants — all idempotent, so running it
+        again (or on an up-to-date store) changes nothing. ``create`` needs a role
+        that may create schemas and roles; the service should then connect as a
+        login role that is a member of ``glasslog_app`` (``docs/postgres.md``).
+        """
+        where = describe_dsn(dsn)
+        try:
+            conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.ProgrammingError:
+            # libpq quotes the malformed conninfo text, which may hold a password.
+            raise StoreError(
+                "the PostgreSQL DSN could not be parsed; expected "
+                "postgresql://user@host:port/dbname or 'host=… dbname=…' pairs"
+            ) from None
+        except psycopg.Error as exc:
+            message = _wrap(exc, f"connecting to {where}")
+            password = _password_of(dsn)
+            if password:
+                message = StoreError(str(message).replace(password, "***"))
+            raise message from None
+        store = cls(conn, dsn)
+        try:
+            # Never weaker than the server default: an acknowledged batch is on disk.
+            conn.execute(f"SET search_path TO {SCHEMA}")
+            conn.execute("SET synchronous_commit TO on")
+            if create:
+                store._create()
+            store._check_version()
+        except psycopg.Error as exc:
+            conn.close()
+            raise _wrap(exc, f"opening the store in {where}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _create(self) -> None:
+        with self._conn.transaction():
+            # Two inits racing would both see version 0; the lock serialises them.
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)"
+            )
+            current = self._stored_version() or 0
+            if current > SCHEMA_VERSION:
+                raise StoreError(self._version_problem(current))
+            for version, sql in _MIGRATIONS:
+                if version > current:
+                    self._conn.execute(sql)
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+            self._conn.execute(_ROLES)
+
+    def _stored_version(self) -> int | None:
+        if self._conn.execute("SELECT to_regclass('glasslog.meta')").fetchone() == (None,):
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _version_problem(self, found: int) -> str:
+        advice = (
+            "upgrade glasslog to a version that knows it"
+            if found > SCHEMA_VERSION
+            else "run create again as the schema owner to apply the missing migrations"
+        )
+        return (
+            f"unsupported store schema version in {self.where}: expected {SCHEMA_VERSION}, "
+            f"found {found}; {advice}"
+        )
+
+    def _check_version(self) -> None:
+        found = self._stored_version()
+        if found is None:
+            raise StoreError(
+                f"no glasslog store in {self.where}; create it first with an administrator "
+                "role (PostgresStore.open(dsn, create=True); see docs/postgres.md)"
+            )
+        if found != SCHEMA_VERSION:
+            raise StoreError(self._version_problem(found))
+
+    @contextmanager
+    def lock_writer(self, *, wait: float = 30.0) -> Iterator[None]:
+        """Hold the database's single-sequencer lock; wait up to ``wait`` seconds for it.
+
+        A session-level advisory lock on :data:`WRITER_LOCK_KEY`: several service
+        nodes may share one database, but the sequencer keeps the tree's right edge
+        in memory, so exactly one may write at a time. Take the lock *before*
+        building the :class:`~glasslog.ingest.pipeline.Sequencer`, so it restores
+        the tree the previous writer left. PostgreSQL releases the lock when this
+        connection ends, so a crashed writer never blocks its successor.
+        """
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                taken = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,))
+                if taken.fetchone() == (True,):
+                    break
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"another glasslog sequencer holds the writer lock on {self.where}; "
+                        "only one may write at a time: wait for it to stop and try again"
+                    )
+                time.sleep(0.05)
+        except psycopg.Error as exc:
+            raise _wrap(exc, "taking the writer lock") from exc
+        try:
+            yield
+        finally:
+            if not self._conn.closed:
+                try:
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK_KEY,))
+                except psycopg.Error as exc:
+                    raise _wrap(exc, "releasing the writer lock") from exc
+
+    def size(self) -> int:
+        row = self._query_one("SELECT max(seq) FROM event_keys", ())
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
+        if not rows and not tiles:
+            return
+        try:
+            # Committed on their own: a partition or field key nobody uses yet is
+            # harmless, and the caches then never name something rolled back.
+            self._prepare(rows)
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                if rows:
+                    self._write_rows(cur, rows)
+                if tiles:
+                    cur.execute(
+                        _INSERT_TILES,
+                        (
+                            [t.level for t in tiles],
+                            [t.index for t in tiles],
+                            [t.width for t in tiles],
+                            [t.hashes for t in tiles],
+                        ),
+                    )
+        except pgerrors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name
+            if constraint == "event_keys_id":
+                raise DuplicateIdError("an event id in this batch is already stored") from exc
+            if constraint == "event_keys_seq":
+                raise StoreError(
+                    "another process wrote events to this store; only one writer may sequence "
+                    "at a time (hold PostgresStore.lock_writer while sequencing)"
+                ) from exc
+            raise _wrap(exc, "writing events") from exc
+        except psycopg.Error as exc:
+            raise _wrap(exc, "writing events") from exc
+
+    def _prepare(self, rows: Sequence[EventRow]) -> None:
+        """Create the staging table, month partitions and field keys ``rows`` need.
+
+        Each is cached per session once committed.
+        """
+        if not self._staging and rows:
+            self._conn.execute(_STAGING)
+            self._staging = True
+        days = {r.time_us // _DAY_US for r in rows}
+        months = {_month_of_day(day) for day in days}
+        if months:
+            months.add(_next_month(*max(months)))
+        missing = sorted(months - self._months)
+        if missing:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.executemany("SELECT ensure_month(%s, %s)", missing)
+            self._months.update(missing)
+        paths = {path for r in rows for path, _ in r.fields} - self._field_keys.keys()
+        if paths:
+            wanted = sorted(paths)
+            with self._conn.transaction():
+                self._conn.execute(
+                    "INSERT INTO field_keys (path) SELECT unnest(%s::text[])"
+                    " ON CONFLICT (path) DO NOTHING",
+                    (wanted,),
+                )
+                found = self._conn.execute(
+                    "SELECT path, id FROM field_keys WHERE path = ANY(%s)", (wanted,)
+                ).fetchall()
+            self._field_keys.update(found)
+
+    def _write_rows(self, cur: psycopg.Cursor[tuple[Any, ...]], rows: Sequence[EventRow]) -> None:
+        """COPY the batch, then move it into ``event_keys`` and ``events``; add derived rows.
+
+        Keys go first: a reused id violates ``event_keys_id`` before any event row
+        exists, and the whole transaction rolls back either way.
+        """
+        with cur.copy(_COPY_BATCH) as copy:
+            for r in rows:
+                copy.write_row(r[:13])
+        cur.execute(_INSERT_KEYS)
+        cur.execute(_INSERT_EVENTS)
+        keys = self._field_keys
+        if any(r.fields for r in rows):
+            dumps = json.dumps
+            with cur.copy(_COPY_FIELDS) as copy:
+                for r in rows:
+                    for path, value in r.fields:
+                        copy.write_row((keys[path], dumps(value), r.time_us, r.seq))
+        counts = rollup_counts(rows)
+        blocks = seq_block_bounds(rows)
+        cur.execute(
+            _UPSERT_ROLLUPS,
+            (
+                [k[0] for k in counts],
+                [k[1] for k in counts],
+                [k[2] for k in counts],
+                list(counts.values()),
+            ),
+        )
+        cur.execute(
+            _UPSERT_BLOCKS,
+            (list(blocks), [b[0] for b in blocks.values()], [b[1] for b in blocks.values()]),
+        )
+
+    def find_ids(self, ids: Sequence[bytes]) -> dict[bytes, StoredEvent]:
+        if not ids:
+            return {}
+        return {
+            row[0]: StoredEvent(row[1], row[2], row[3], row[4])
+            for row in self._query(_BY_IDS, (list(ids),))
+        }
+
+    def get(self, seq: int) -> StoredEvent:
+        row = self._query_one(_BY_SEQ, (seq,))
+        if row is None:
+            raise NotFoundError(
+                f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}"
+            )
+        return StoredEvent(*row)
+
+    def get_by_id(self, event_id: bytes) -> StoredEvent:
+        row = self._query_one(_BY_ID, (event_id,))
+        if row is None:
+            raise NotFoundError("no event with that id")
+        return StoredEvent(*row)
+
+    def events(self, start: int, end: int) -> Iterator[StoredEvent]:
+        # Pages keyed on seq: each is one short statement, so no transaction (or
+        # server-side cursor) stays open while the caller works through the events.
+        while start < end:
+            page = self._query(
+                "SELECT seq, body, commits, salts FROM events WHERE seq >= %s AND seq < %s"
+                " ORDER BY seq LIMIT %s",
+                (start, end, _EVENTS_PAGE),
+            )
+            for row in page:
+                yield StoredEvent(*row)
+            if len(page) < _EVENTS_PAGE:
+                return
+            start = page[-1][0] + 1
+
+    def read_tile(self, level: int, index: int, width: int) -> bytes:
+        row = self._query_one(
+            "SELECT hashes FROM tiles WHERE level = %s AND idx = %s AND width >= %s"
+            " ORDER BY width LIMIT 1",
+            (level, index, width),
+        )
+        if row is None:
+            raise NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+        hashes: bytes = row[0]
+        return hashes
+
+    def tiles(self) -> Iterator[Tile]:
+        # Tiles are 8 KiB each and few (n/256 + n/65536 + …): one read is fine.
+        for level, idx, width, hashes in self._query(
+            "SELECT level, idx, width, hashes FROM tiles ORDER BY level, idx, width", ()
+        ):
+            yield Tile(level=level, index=idx, width=width, hashes=hashes)
+
+    def add_checkpoint(self, size: int, note: str, partial: Sequence[Tile]) -> None:
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("INSERT INTO checkpoints (size, note) VALUES (%s, %s)", (size, note))
+                cur.execute(
+                    _INSERT_TILES + " ON CONFLICT DO NOTHING",
+                    (
+                        [t.level for t in partial],
+                        [t.index for t in partial],
+                        [t.width for t in partial],
+                        [t.hashes for t in partial],
+                    ),
+                )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "storing a checkpoint") from exc
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        row = self._query_one("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1", ())
+        return None if row is None else StoredCheckpoint(int(row[0]), str(row[1]))
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return [
+            StoredCheckpoint(int(size), str(note))
+            for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
+        ]
+
+    def optimize(self) -> None:
+        """Refresh the planner's statistics (ANALYZE).
+
+        Autovacuum analyses each partition but never the partitioned ``events``
+        parent, whose statistics the planner uses for queries across months. Only
+        the tables' owner may analyse them; for other roles PostgreSQL skips them
+        with a warning, so run this as the owner (or from a scheduled job).
+        """
+        try:
+            self._conn.execute("ANALYZE events, event_keys, fields, rollups, seq_blocks")
+        except psycopg.Error as exc:
+            raise _wrap(exc, "refreshing query statistics") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise _wrap(exc, "reading the store") from exc
+
+    def _query_one(self, sql: str, params: Sequence[object]) -> Any:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+
+def _password_of(dsn: str) -> str | None:
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return None
+    return str(password) if password else None
