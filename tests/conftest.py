@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -44,3 +47,32 @@ def tlog() -> Iterator[TemporaryLog]:
 @pytest.fixture
 def event() -> MakeEvent:
     return make_event
+
+
+def admin_dsn() -> str:
+    """The throwaway cluster's admin DSN that scripts/test exports; fail (never skip) without it."""
+    dsn = os.environ.get("GLASSLOG_TEST_POSTGRES")
+    if not dsn:
+        pytest.fail(
+            "GLASSLOG_TEST_POSTGRES is not set, so the PostgreSQL backend cannot be tested: "
+            "run scripts/test (it starts a throwaway cluster), or "
+            'eval "$(scripts/postgres start)" before running pytest'
+        )
+    return dsn
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """The DSN of a new, empty PostgreSQL database, dropped after the test."""
+    import psycopg
+    from psycopg import sql
+
+    admin = admin_dsn()
+    name = f"glasslog_test_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

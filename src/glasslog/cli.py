@@ -24,7 +24,7 @@ from glasslog.ingest.bulk import ingest_lines
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Verifier
 from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, Log
-from glasslog.store.sqlite import SQLiteStore
+from glasslog.store import open_store
 from glasslog.verify import verify_store
 
 data_option = click.option(
@@ -35,6 +35,16 @@ data_option = click.option(
     default=DEFAULT_DATA,
     show_default=True,
     help="Data directory of the log (env: GLASSLOG_DATA).",
+)
+
+
+store_option = click.option(
+    "--store",
+    "store",
+    envvar="GLASSLOG_STORE",
+    default=None,
+    help="Where events live: a PostgreSQL DSN (postgresql://…) or a SQLite file "
+    "(env: GLASSLOG_STORE; default: DIR/glasslog.db).",
 )
 
 
@@ -87,12 +97,13 @@ def main() -> None:
 
 @main.command()
 @data_option
+@store_option
 @click.option("--origin", help="Log origin (checkpoint name), e.g. example.com/audit.")
-def init(data: Path, origin: str | None) -> None:
+def init(data: Path, store: str | None, origin: str | None) -> None:
     """Create the store and the signing key; print the verifier key. Safe to run twice."""
     datadir = DataDir(data)
     signer, created = datadir.init_keys(origin=origin)
-    SQLiteStore.open(datadir.db, create=True).close()
+    open_store(datadir.store_spec(store), create=True).close()
     click.echo(signer.vkey)
     if created:
         click.echo(f"initialised {data} (keep {data / 'signing.key'} secret)", err=True)
@@ -100,6 +111,7 @@ def init(data: Path, origin: str | None) -> None:
 
 @main.command()
 @data_option
+@store_option
 @click.argument("file", type=click.File("rb"))
 @click.option(
     "--workers",
@@ -131,6 +143,7 @@ def init(data: Path, origin: str | None) -> None:
 )
 def ingest(
     data: Path,
+    store: str | None,
     file: IO[bytes],
     workers: int,
     batch_size: int,
@@ -148,7 +161,7 @@ def ingest(
     )
     with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
         accepted, duplicates, n_rejected = ingest_lines(
-            DataDir(data), file, settings=settings, workers=workers, rejected=rejected
+            DataDir(data), file, settings=settings, workers=workers, rejected=rejected, store=store
         )
         rejected.seek(0)
         out = sys.stdout
@@ -163,18 +176,20 @@ def ingest(
 
 @main.command()
 @data_option
+@store_option
 @click.argument("key")
-def get(data: Path, key: str) -> None:
+def get(data: Path, store: str | None, key: str) -> None:
     """Print the stored event with seq or id KEY as JSON."""
-    with Log.open(data) as log:
+    with Log.open(data, store=store) as log:
         _emit(log.get(key))
 
 
 @main.command()
 @data_option
-def checkpoint(data: Path) -> None:
+@store_option
+def checkpoint(data: Path, store: str | None) -> None:
     """Print the latest signed checkpoint, exactly as signed."""
-    with Log.open(data) as log:
+    with Log.open(data, store=store) as log:
         click.echo(log.latest_checkpoint().note, nl=False)
 
 
@@ -194,26 +209,29 @@ def proof() -> None:
 
 @proof.command("inclusion")
 @data_option
+@store_option
 @click.argument("seq", type=click.IntRange(min=0))
 @click.option("--size", type=click.IntRange(min=1), help="Tree size (default: latest checkpoint).")
-def proof_inclusion(data: Path, seq: int, size: int | None) -> None:
+def proof_inclusion(data: Path, store: str | None, seq: int, size: int | None) -> None:
     """Prove that event SEQ is in the tree."""
-    with Log.open(data) as log:
+    with Log.open(data, store=store) as log:
         _emit(log.inclusion(seq, size=size))
 
 
 @proof.command("consistency")
 @data_option
+@store_option
 @click.argument("old", type=click.IntRange(min=1))
 @click.argument("new", type=click.IntRange(min=1))
-def proof_consistency(data: Path, old: int, new: int) -> None:
+def proof_consistency(data: Path, store: str | None, old: int, new: int) -> None:
     """Prove that the tree of size NEW extends the tree of size OLD."""
-    with Log.open(data) as log:
+    with Log.open(data, store=store) as log:
         _emit(log.consistency(old, new))
 
 
 @main.command()
 @data_option
+@store_option
 @click.option("--vkey", "vkey_text", help="Verifier key to trust (default: the data directory's).")
 @click.option(
     "--workers",
@@ -222,20 +240,21 @@ def proof_consistency(data: Path, old: int, new: int) -> None:
     show_default="the number of cores",
     help="Processes that recompute leaves in parallel.",
 )
-def verify(data: Path, vkey_text: str | None, workers: int) -> None:
+def verify(data: Path, store: str | None, vkey_text: str | None, workers: int) -> None:
     """Recompute every leaf, rebuild the tree and check every checkpoint."""
     datadir = DataDir(data)
     datadir.require()
     verifier = Verifier.from_vkey(vkey_text) if vkey_text else datadir.verifier()
-    store = SQLiteStore.open(datadir.db, readonly=True)
-    total = store.size()
-    store.close()
+    spec = datadir.store_spec(store)
+    target = open_store(spec, readonly=True)
+    total = target.size()
+    target.close()
     try:
         if sys.stderr.isatty():
             with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
-                report = verify_store(datadir.db, verifier, workers=workers, progress=bar.update)
+                report = verify_store(spec, verifier, workers=workers, progress=bar.update)
         else:
-            report = verify_store(datadir.db, verifier, workers=workers)
+            report = verify_store(spec, verifier, workers=workers)
     except IntegrityError as exc:
         _fail(f"TAMPERED: {exc}")
         return
@@ -290,6 +309,7 @@ def _event_cells(event: dict[str, Any]) -> list[str]:
 
 @main.command()
 @data_option
+@store_option
 @click.argument("query", default="")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
               help="Events to return, across as many pages as that takes.")  # fmt: skip
@@ -301,6 +321,7 @@ def _event_cells(event: dict[str, Any]) -> list[str]:
 @timeout_option
 def search(
     data: Path,
+    store: str | None,
     query: str,
     limit: int,
     everything: bool,
@@ -313,7 +334,7 @@ def search(
     now = datetime.now(UTC)
     wanted = None if everything else limit
     shown: list[list[str]] = []
-    with Log.open(data, timeout=timeout) as log:
+    with Log.open(data, store=store, timeout=timeout) as log:
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
             page = log.search(query, limit=size, sort=sort, cursor=cursor, now=now)
@@ -338,14 +359,23 @@ def search(
 
 @main.command()
 @data_option
+@store_option
 @click.argument("query", default="")
 @click.option("--by", "by", help="Count per value of this field (top values first).")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @json_option
 @timeout_option
-def count(data: Path, query: str, by: str | None, top: int, as_json: bool, timeout: float) -> None:
+def count(
+    data: Path,
+    store: str | None,
+    query: str,
+    by: str | None,
+    top: int,
+    as_json: bool,
+    timeout: float,
+) -> None:
     """Count events matching QUERY, in all or per value of a field."""
-    with Log.open(data, timeout=timeout) as log:
+    with Log.open(data, store=store, timeout=timeout) as log:
         if by is None:
             result = log.count(query)
             if as_json:
@@ -365,12 +395,13 @@ def count(data: Path, query: str, by: str | None, top: int, as_json: bool, timeo
 
 @main.command()
 @data_option
+@store_option
 @click.argument("query", default="")
 @json_option
 @timeout_option
-def histogram(data: Path, query: str, as_json: bool, timeout: float) -> None:
+def histogram(data: Path, store: str | None, query: str, as_json: bool, timeout: float) -> None:
     """Events matching QUERY per time bucket (the bucket size adapts to the window)."""
-    with Log.open(data, timeout=timeout) as log:
+    with Log.open(data, store=store, timeout=timeout) as log:
         result = log.histogram(query)
     if as_json:
         for start, n in result.buckets:
@@ -389,12 +420,13 @@ def histogram(data: Path, query: str, as_json: bool, timeout: float) -> None:
 
 @main.command()
 @data_option
+@store_option
 @click.argument("ident")
 @json_option
 @timeout_option
-def trace(data: Path, ident: str, as_json: bool, timeout: float) -> None:
+def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: float) -> None:
     """Every event sharing request or trace id IDENT, as a timeline across services."""
-    with Log.open(data, timeout=timeout) as log:
+    with Log.open(data, store=store, timeout=timeout) as log:
         events = log.trace(ident)
     if as_json:
         for event in events:

@@ -76,7 +76,11 @@ class DataDir:
         return self.path / DB_NAME
 
     def exists(self) -> bool:
-        return self.db.exists()
+        return (self.path / SIGNING_KEY).exists()
+
+    def store_spec(self, store: str | None) -> str:
+        """The store to use: ``store`` if given (a PostgreSQL DSN or a file), else ours."""
+        return store or str(self.db)
 
     def require(self) -> None:
         """Fail with a clear message when the directory was never initialised."""

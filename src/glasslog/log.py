@@ -21,7 +21,15 @@ from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
 from glasslog.query.language import parse, resolve_field
 from glasslog.query.plan import Compiled, compile_query
-from glasslog.store.base import StoredCheckpoint, StoredEvent, event_of, leaf_of, node_reader_for
+from glasslog.store import open_store
+from glasslog.store.base import (
+    Store,
+    StoredCheckpoint,
+    StoredEvent,
+    event_of,
+    leaf_of,
+    node_reader_for,
+)
 from glasslog.store.sqlite import SQLiteStore
 from glasslog.store.sqlite_search import Row, SQLiteSearch
 
@@ -66,18 +74,30 @@ def _b64(data: bytes) -> str:
 class Log:
     """One log's data directory opened for reading."""
 
-    def __init__(
-        self, datadir: DataDir, store: SQLiteStore, *, timeout: float = DEFAULT_TIMEOUT
-    ) -> None:
+    def __init__(self, datadir: DataDir, store: Store, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.datadir = datadir
         self.store = store
-        self._search = SQLiteSearch(store.connection, timeout=timeout)
+        self._searcher = (
+            SQLiteSearch(store.connection, timeout=timeout)
+            if isinstance(store, SQLiteStore)
+            else None
+        )
+
+    @property
+    def _search(self) -> SQLiteSearch:
+        if self._searcher is None:
+            raise ConfigError(
+                "search, count, histogram and trace run on the embedded SQLite store only "
+                "for now; PostgreSQL queries come next (see docs/postgres.md)"
+            )
+        return self._searcher
 
     @classmethod
-    def open(cls, data: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Log:
+    def open(cls, data: Path, *, store: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Log:
+        """Open the log of data directory ``data`` (keys), stored in ``store`` if given."""
         datadir = DataDir(data)
         datadir.require()
-        return cls(datadir, SQLiteStore.open(datadir.db), timeout=timeout)
+        return cls(datadir, open_store(datadir.store_spec(store)), timeout=timeout)
 
     def close(self) -> None:
         self.store.close()

@@ -25,8 +25,8 @@ from glasslog.errors import IntegrityError, NoteError, NotFoundError
 from glasslog.ledger.merkle import HASH_SIZE, leaf_hash
 from glasslog.ledger.note import Checkpoint, Verifier, verify_checkpoint
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder
-from glasslog.store.base import leaf_of
-from glasslog.store.sqlite import SQLiteStore
+from glasslog.store import open_store
+from glasslog.store.base import Store, leaf_of
 
 CHUNK = 16_384
 
@@ -56,9 +56,9 @@ class Report:
         return text
 
 
-def _leaf_range(db: str, start: int, end: int) -> tuple[list[int], bytes]:
+def _leaf_range(spec: str, start: int, end: int) -> tuple[list[int], bytes]:
     """Worker: seqs present in ``[start, end)`` and their recomputed leaf hashes."""
-    store = SQLiteStore.open(Path(db), readonly=True)
+    store = open_store(spec, readonly=True)
     try:
         seqs: list[int] = []
         hashes: list[bytes] = []
@@ -85,7 +85,7 @@ def _first_difference(a: bytes, b: bytes) -> int:
 class _Checker:
     """Compares the recomputed tree with what the store claims, in seq order."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.tree = TreeBuilder()
 
@@ -127,7 +127,7 @@ class _Checker:
             )
 
 
-def _check_no_tiles_beyond(store: SQLiteStore, size: int) -> None:
+def _check_no_tiles_beyond(store: Store, size: int) -> None:
     """Fail if a stored level-0 tile records more leaves than there are events."""
     index, width = divmod(size, TILE_WIDTH)
     try:
@@ -146,15 +146,18 @@ def _first_leaf(tile: Tile, entry: int) -> int:
 
 
 def verify_store(
-    db: Path,
+    db: Path | str,
     verifier: Verifier,
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Verify the store at ``db`` against ``verifier``; raise IntegrityError on the first fault."""
+    """Verify the store ``db`` (a SQLite path or PostgreSQL DSN) against ``verifier``.
+
+    Raises IntegrityError at the first fault.
+    """
     started = time.monotonic()
-    store = SQLiteStore.open(db, readonly=True)
+    store = open_store(db, readonly=True)
     try:
         size = store.size()
         checkpoints: list[Checkpoint] = []
@@ -216,7 +219,7 @@ def verify_store(
 
 
 def _leaf_hashes(
-    db: Path, size: int, workers: int | None
+    db: Path | str, size: int, workers: int | None
 ) -> Iterator[tuple[int, list[int], bytes]]:
     """Recomputed leaf hashes chunk by chunk, in order, a bounded number in flight."""
     count = workers or os.cpu_count() or 1

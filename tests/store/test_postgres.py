@@ -6,7 +6,6 @@ Each test gets its own freshly created database on the cluster that
 
 from __future__ import annotations
 
-import os
 import secrets
 import string
 from collections.abc import Iterator
@@ -33,20 +32,9 @@ from glasslog.store.postgres import (
     PostgresStore,
     describe_dsn,
 )
-from tests.conftest import make_event
+from tests.conftest import admin_dsn, make_event
 
 ORIGIN = "test.example/pg"
-
-
-def _admin_dsn() -> str:
-    dsn = os.environ.get("GLASSLOG_TEST_POSTGRES")
-    if not dsn:
-        pytest.fail(
-            "GLASSLOG_TEST_POSTGRES is not set, so the PostgreSQL backend cannot be tested: "
-            "run scripts/test (it starts a throwaway cluster), or "
-            'eval "$(scripts/postgres start)" before running pytest'
-        )
-    return dsn
 
 
 def _admin(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
@@ -54,17 +42,9 @@ def _admin(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def database() -> Iterator[str]:
+def database(pg_database: str) -> str:
     """The DSN of a new, empty database, dropped after the test."""
-    admin = _admin_dsn()
-    name = f"glasslog_test_{secrets.token_hex(6)}"
-    with _admin(admin) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(admin, dbname=name)
-    finally:
-        with _admin(admin) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    return pg_database
 
 
 @pytest.fixture
@@ -77,7 +57,7 @@ def store(database: str) -> Iterator[PostgresStore]:
 @pytest.fixture
 def login_role(database: str) -> Iterator[str]:
     """The DSN of a new login role that is only a member of glasslog_app."""
-    admin = _admin_dsn()
+    admin = admin_dsn()
     name = f"glasslog_svc_{secrets.token_hex(4)}"
     with _admin(admin) as conn:
         conn.execute(
@@ -453,7 +433,7 @@ def test_describe_dsn_drops_the_password(password: str) -> None:
 
 def test_the_dba_setup_in_the_docs_works_without_a_superuser() -> None:
     """A plain owner role creates the schema; a member of glasslog_app then writes."""
-    admin = _admin_dsn()
+    admin = admin_dsn()
     tag = secrets.token_hex(4)
     owner, service, dbname = f"glasslog_owner_{tag}", f"glasslog_svc_{tag}", f"glasslog_dba_{tag}"
     with _admin(admin) as conn:

@@ -16,7 +16,9 @@ from typing import IO, Any
 
 from glasslog.datadir import DataDir
 from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
-from glasslog.store.sqlite import SQLiteStore
+from glasslog.ledger.note import Signer
+from glasslog.store import open_store
+from glasslog.store.base import Store
 
 _Chunk = tuple[int, list[bytes]]
 """The 1-based line number of a chunk's first line, and its lines."""
@@ -92,7 +94,13 @@ def _chain(a: _Chunk, b: _Chunk | None, rest: Iterator[_Chunk]) -> Iterator[_Chu
 
 
 def ingest_lines(
-    datadir: DataDir, stream: IO[bytes], *, settings: Settings, workers: int, rejected: IO[str]
+    datadir: DataDir,
+    stream: IO[bytes],
+    *,
+    settings: Settings,
+    workers: int,
+    rejected: IO[str],
+    store: str | None = None,
 ) -> tuple[int, int, int]:
     """The whole ``glasslog ingest`` path; returns (accepted, duplicates, rejected).
 
@@ -102,31 +110,54 @@ def ingest_lines(
     datadir.require()
     key = datadir.fingerprint_key()
     signer = datadir.signer()
-    accepted = duplicates = n_rejected = 0
     with datadir.writer_lock():
-        store = SQLiteStore.open(datadir.db)
+        target = open_store(datadir.store_spec(store))
         try:
-            sequencer = Sequencer(store, signer, settings=settings)
-            chunks = _read_chunks(stream, settings.batch_size)
-            for results in _prepared(chunks, key, settings, workers):
-                batch = [(n, r) for n, r in results if isinstance(r, Prepared)]
-                bad = [(n, r) for n, r in results if not isinstance(r, Prepared)]
-                receipts = sequencer.commit([r for _, r in batch]) if batch else []
-                for (line, _), receipt in zip(batch, receipts, strict=True):
-                    if receipt.duplicate:
-                        duplicates += 1
-                    elif receipt.ok:
-                        accepted += 1
-                    else:
-                        bad.append((line, list(receipt.problems)))
-                for line, problems in sorted(bad):
-                    rejected.write(
-                        ("," if n_rejected else "")
-                        + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)
-                    )
-                    n_rejected += 1
-            sequencer.checkpoint()
-            store.optimize()
+            with target.lock_writer():
+                return _ingest(
+                    target,
+                    signer,
+                    key,
+                    stream,
+                    settings=settings,
+                    workers=workers,
+                    rejected=rejected,
+                )
         finally:
-            store.close()
+            target.close()
+
+
+def _ingest(
+    store: Store,
+    signer: Signer,
+    key: bytes,
+    stream: IO[bytes],
+    *,
+    settings: Settings,
+    workers: int,
+    rejected: IO[str],
+) -> tuple[int, int, int]:
+    """Sequence everything in ``stream`` into ``store``; the caller holds the writer locks."""
+    accepted = duplicates = n_rejected = 0
+    sequencer = Sequencer(store, signer, settings=settings)
+    chunks = _read_chunks(stream, settings.batch_size)
+    for results in _prepared(chunks, key, settings, workers):
+        batch = [(n, r) for n, r in results if isinstance(r, Prepared)]
+        bad = [(n, r) for n, r in results if not isinstance(r, Prepared)]
+        receipts = sequencer.commit([r for _, r in batch]) if batch else []
+        for (line, _), receipt in zip(batch, receipts, strict=True):
+            if receipt.duplicate:
+                duplicates += 1
+            elif receipt.ok:
+                accepted += 1
+            else:
+                bad.append((line, list(receipt.problems)))
+        for line, problems in sorted(bad):
+            rejected.write(
+                ("," if n_rejected else "")
+                + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)
+            )
+            n_rejected += 1
+    sequencer.checkpoint()
+    store.optimize()
     return accepted, duplicates, n_rejected

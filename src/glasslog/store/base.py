@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -141,6 +142,14 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, by size."""
+        ...
+
+    def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
+        """Be the only sequencer of this store while the context lasts (waits for one)."""
+        ...
+
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (after bulk writes)."""
         ...
 
     def close(self) -> None:

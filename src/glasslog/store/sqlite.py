@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +350,13 @@ class SQLiteStore:
             StoredCheckpoint(int(size), str(note))
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
+
+    def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
+        """Nothing to take here: an embedded store has one data directory, whose
+        ``writer.lock`` (:meth:`glasslog.datadir.DataDir.writer_lock`) every writer
+        already holds. PostgreSQL, shared by several hosts, needs its own lock."""
+        del wait
+        return nullcontext()
 
     def optimize(self) -> None:
         """Refresh the query planner's statistics where they are missing or stale.
