@@ -24,7 +24,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -227,15 +228,30 @@ class Sequencer:
     def size(self) -> int:
         return self._tree.size
 
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Our turn to sequence. On a shared store (PostgreSQL, several hosts) that means
+        the store's writer lock, and catching up with what other writers appended."""
+        if not self.store.shared:
+            yield
+            return
+        with self.store.lock_writer():
+            if self.store.size() != self._tree.size:
+                self._tree = restore_tree(self.store)
+                latest = self.store.latest_checkpoint()
+                self._signed_size = 0 if latest is None else latest.size
+            yield
+
     def commit(self, batch: Sequence[Prepared]) -> list[Receipt]:
         """Sequence and durably store ``batch``; one receipt per item, in order."""
-        try:
-            receipts = self._append(batch, known={})
-        except DuplicateIdError:
-            # A retry of something already stored: look the ids up, then write the rest.
-            known = self.store.find_ids([p.id for p in batch])
-            receipts = self._append(batch, known=known)
-        self._maybe_checkpoint()
+        with self._turn():
+            try:
+                receipts = self._append(batch, known={})
+            except DuplicateIdError:
+                # A retry of something already stored: look the ids up, then write the rest.
+                known = self.store.find_ids([p.id for p in batch])
+                receipts = self._append(batch, known=known)
+            self._maybe_checkpoint()
         return receipts
 
     def _append(
@@ -285,10 +301,14 @@ class Sequencer:
             return
         waited = time.monotonic() - self._oldest_unsigned
         if pending >= self.settings.checkpoint_every or waited >= self.settings.checkpoint_interval:
-            self.checkpoint()
+            self._checkpoint()
 
     def checkpoint(self) -> StoredCheckpoint:
         """Sign and store a checkpoint for the current tree, unless one already covers it."""
+        with self._turn():
+            return self._checkpoint()
+
+    def _checkpoint(self) -> StoredCheckpoint:
         latest = self.store.latest_checkpoint()
         if latest is not None and latest.size == self._tree.size:
             return latest

@@ -100,6 +100,10 @@ class StoredCheckpoint:
 class Store(Protocol):
     """What the pipeline, the CLI and ``verify`` need from a backend."""
 
+    shared: bool
+    """True when other processes (other hosts) may sequence into the same store, so a
+    writer must take :meth:`lock_writer` around each batch and catch up first."""
+
     def size(self) -> int:
         """Number of stored events (the next seq to assign)."""
         ...

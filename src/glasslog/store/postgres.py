@@ -319,6 +319,8 @@ def _next_month(year: int, month: int) -> tuple[int, int]:
 class PostgresStore:
     """A glasslog store in one PostgreSQL database (schema ``glasslog``). Open with :meth:`open`."""
 
+    shared = True  # several hosts may write: the sequencer locks and catches up per batch
+
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], dsn: str) -> None:
         self._conn = conn
         self.where = describe_dsn(dsn)

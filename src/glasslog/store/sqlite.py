@@ -148,6 +148,8 @@ def _wrap(exc: sqlite3.Error, doing: str) -> StoreError:
 class SQLiteStore:
     """A glasslog store in one SQLite file. Create with :meth:`open`."""
 
+    shared = False  # one data directory, one writer: its writer.lock is enough
+
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
