@@ -22,21 +22,48 @@ N = 20_000
 KILLS = 20
 
 
-def _ingest(data: Path, file: Path) -> subprocess.Popen[bytes]:
+def _ingest(data: Path, file: Path, store: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "glasslog", "ingest", str(file), "--data", str(data),
-         "--batch-size", "500"],
+         "--batch-size", "500", *store],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
 
 
+def _rows(spec: str, db: Path) -> tuple[list[str], int]:
+    """50 random stored bodies and the number of distinct ids, on either backend."""
+    if spec.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(spec) as pg:
+            bodies = [
+                r[0]
+                for r in pg.execute(
+                    "SELECT body FROM glasslog.events ORDER BY random() LIMIT 50"
+                ).fetchall()
+            ]
+            row = pg.execute("SELECT count(DISTINCT id) FROM glasslog.event_keys").fetchone()
+        return bodies, int(row[0]) if row else 0
+    conn = sqlite3.connect(db)
+    bodies = [r[0] for r in conn.execute("SELECT body FROM events ORDER BY random() LIMIT 50")]
+    (distinct,) = conn.execute("SELECT count(DISTINCT id) FROM events").fetchone()
+    conn.close()
+    return bodies, int(distinct)  # fmt: skip
+
+
 @pytest.mark.slow
-def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """20 kills at random moments: the store opens, verifies, and a rerun completes exactly."""
     data = tmp_path / "log"
+    spec = request.getfixturevalue("pg_database") if backend == "postgres" else ""
+    store = ["--store", spec] if spec else []
     subprocess.run(
-        [sys.executable, "-m", "glasslog", "init", "--data", str(data)], check=True, timeout=60
-    )
+        [sys.executable, "-m", "glasslog", "init", "--data", str(data), *store],
+        check=True, timeout=60,
+    )  # fmt: skip
     source = tmp_path / "events.jsonl"
     write_jsonl(source, N, seed=11)
     originals = {json.loads(line)["id"]: json.loads(line) for line in source.open()}
@@ -47,7 +74,7 @@ def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(tmp_path:
     sizes = []
     while kills < KILLS and attempts < 3 * KILLS:
         attempts += 1
-        proc = _ingest(data, source)
+        proc = _ingest(data, source, store)
         time.sleep(rng.uniform(0.3, 2.5))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -55,14 +82,11 @@ def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(tmp_path:
         proc.wait(timeout=60)
         proc.stdout and proc.stdout.close()
         proc.stderr and proc.stderr.close()
-        report = verify_store(datadir.db, datadir.verifier(), workers=1)
+        report = verify_store(spec or datadir.db, datadir.verifier(), workers=1)
         sizes.append(report.events)
-        conn = sqlite3.connect(datadir.db)
-        rows = conn.execute("SELECT seq, body FROM events ORDER BY random() LIMIT 50").fetchall()
-        (distinct,) = conn.execute("SELECT count(DISTINCT id) FROM events").fetchone()
-        conn.close()
+        bodies, distinct = _rows(spec, datadir.db)
         assert distinct == report.events, "an event was stored twice"
-        for _, body in rows:
+        for body in bodies:
             stored = json.loads(body)
             original = originals[stored["id"]]
             assert stored["service"] == original["service"]
@@ -72,7 +96,7 @@ def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(tmp_path:
     assert sizes == sorted(sizes), "the log shrank after a crash"
 
     final = subprocess.run(
-        [sys.executable, "-m", "glasslog", "ingest", str(source), "--data", str(data)],
+        [sys.executable, "-m", "glasslog", "ingest", str(source), "--data", str(data), *store],
         capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert final.returncode == 0, final.stderr
@@ -80,5 +104,5 @@ def test_kill_9_during_ingest_loses_nothing_and_stores_each_event_once(tmp_path:
     assert summary["rejected"] == []
     assert summary["accepted"] + summary["duplicates"] == N
     assert summary["accepted"] == N - sizes[-1]
-    report = verify_store(datadir.db, datadir.verifier(), workers=1)
+    report = verify_store(spec or datadir.db, datadir.verifier(), workers=1)
     assert report.events == N and report.pending == 0
