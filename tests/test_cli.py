@@ -160,7 +160,7 @@ def test_verify_passes_on_intact_log(data: Path) -> None:
     run("ingest", "-", data=data, stdin=_jsonl([make_event() for _ in range(50)]))
     result = run("verify", data=data)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("intact: 50 events, 1 signed checkpoints")
+    assert result.stdout.startswith("intact: 50 events, 1 signed checkpoint, latest covers 50")
 
 
 def test_key_readable_by_others_is_refused(data: Path) -> None:

@@ -48,7 +48,8 @@ class Report:
     def summary(self) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
         text = (
-            f"intact: {self.events:,} events, {self.checkpoints:,} signed checkpoints, "
+            f"intact: {self.events:,} events, {self.checkpoints:,} signed "
+            f"checkpoint{'' if self.checkpoints == 1 else 's'}, "
             f"latest covers {self.covered:,} events ({self.seconds:.1f} s, {rate:,.0f} events/s)"
         )
         if self.pending:
