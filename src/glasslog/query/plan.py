@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from glasslog.errors import QueryError
 from glasslog.event import epoch_us
@@ -83,14 +83,12 @@ def prefix_bounds(prefix: str) -> tuple[str, str] | None:
     return prefix, prefix[:-1] + chr(ord(last) + 1)
 
 
-def fts_expression(text: str, *, phrase: bool) -> str:
+def fts_expression(text: str) -> str:
     """An FTS5 query string matching ``text`` as one phrase (a single word is a phrase too).
 
     Everything is inside double quotes, so FTS5 syntax in user input (OR, NEAR,
     column filters, ``^``, ``*``) is inert; a quote is escaped by doubling it.
-    ``phrase`` is accepted for symmetry with the AST: FTS5 treats both the same.
     """
-    del phrase
     return '"' + text.replace('"', '""') + '"'
 
 
@@ -210,7 +208,7 @@ class SQLiteDialect:
         )
 
     def full_text(self, bind: Bind, text: str) -> str:
-        match = bind(fts_expression(text, phrase=True))
+        match = bind(fts_expression(text))
         return f"e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {match})"
 
 
@@ -397,8 +395,5 @@ def _choose_driver(terms: tuple[Node, ...]) -> tuple[Driver, int | None]:
             return FieldDriver(term.field, values), i
     for i, term in enumerate(terms):
         if isinstance(term, Text):
-            return TextDriver(fts_expression(term.text, phrase=term.phrase)), i
+            return TextDriver(fts_expression(term.text)), i
     return None, None
-
-
-Sort = Literal["-time", "time"]

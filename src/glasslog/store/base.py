@@ -161,6 +161,21 @@ class Store(Protocol):
         ...
 
 
+def no_event_at(seq: int, size: int) -> NotFoundError:
+    """The error every backend raises for a missing seq (one wording for all of them)."""
+    return NotFoundError(f"no event with seq {seq}; the log holds seq 0 to {size - 1}")
+
+
+def no_event_with_id() -> NotFoundError:
+    """The error every backend raises for an unknown event id (the id is not echoed)."""
+    return NotFoundError("no event with that id")
+
+
+def tile_not_stored(level: int, index: int, width: int) -> NotFoundError:
+    """The error every backend raises when no stored tile is wide enough."""
+    return NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+
+
 def event_of(stored: StoredEvent) -> dict[str, Any]:
     """The stored event as a dict (values in clear, as the log's owner sees it)."""
     event: dict[str, Any] = json.loads(stored.body)

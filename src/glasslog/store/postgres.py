@@ -42,14 +42,17 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
-from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
+from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import (
     EventRow,
     StoredCheckpoint,
     StoredEvent,
+    no_event_at,
+    no_event_with_id,
     rollup_counts,
     seq_block_bounds,
+    tile_not_stored,
 )
 
 SCHEMA = "glasslog"
@@ -570,15 +573,13 @@ class PostgresStore:
     def get(self, seq: int) -> StoredEvent:
         row = self._query_one(_BY_SEQ, (seq,))
         if row is None:
-            raise NotFoundError(
-                f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}"
-            )
+            raise no_event_at(seq, self.size())
         return StoredEvent(*row)
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
         row = self._query_one(_BY_ID, (event_id,))
         if row is None:
-            raise NotFoundError("no event with that id")
+            raise no_event_with_id()
         return StoredEvent(*row)
 
     def events(self, start: int, end: int) -> Iterator[StoredEvent]:
@@ -603,7 +604,7 @@ class PostgresStore:
             (level, index, width),
         )
         if row is None:
-            raise NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+            raise tile_not_stored(level, index, width)
         hashes: bytes = row[0]
         return hashes
 

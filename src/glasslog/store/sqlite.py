@@ -18,14 +18,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from glasslog.errors import DuplicateIdError, NotFoundError, StoreError
+from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import (
     EventRow,
     StoredCheckpoint,
     StoredEvent,
+    no_event_at,
+    no_event_with_id,
     rollup_counts,
     seq_block_bounds,
+    tile_not_stored,
 )
 
 SCHEMA_VERSION = 1
@@ -284,9 +287,7 @@ class SQLiteStore:
     def get(self, seq: int) -> StoredEvent:
         row = self._query_one("SELECT seq, body, commits, salts FROM events WHERE seq = ?", (seq,))
         if row is None:
-            raise NotFoundError(
-                f"no event with seq {seq}; the log holds seq 0 to {self.size() - 1}"
-            )
+            raise no_event_at(seq, self.size())
         return StoredEvent(*row)
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
@@ -294,7 +295,7 @@ class SQLiteStore:
             "SELECT seq, body, commits, salts FROM events WHERE id = ?", (event_id,)
         )
         if row is None:
-            raise NotFoundError("no event with that id")
+            raise no_event_with_id()
         return StoredEvent(*row)
 
     def events(self, start: int, end: int) -> Iterator[StoredEvent]:
@@ -316,7 +317,7 @@ class SQLiteStore:
             (level, index, width),
         )
         if row is None:
-            raise NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+            raise tile_not_stored(level, index, width)
         hashes: bytes = row[0]
         return hashes
 
