@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sqlite3
 import statistics
@@ -22,29 +23,65 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from glasslog.demo import generate
 from glasslog.log import Log
+from glasslog.store.postgres import describe_dsn
 
 
-def build(data: Path, n: int) -> None:
+def _stored_size(data: Path, store: str | None) -> int | None:
+    """The largest checkpointed tree size of the bench store, or None if there is none."""
+    if store is None:
+        db = data / "glasslog.db"
+        if not db.exists():
+            return None
+        with closing(sqlite3.connect(db)) as conn:
+            (size,) = conn.execute("SELECT max(size) FROM checkpoints").fetchone()
+        return None if size is None else int(size)
+    import psycopg  # noqa: PLC0415 - optional dependency, only for --store
+
+    try:
+        with psycopg.connect(store) as conn:
+            row = conn.execute("SELECT max(size) FROM glasslog.checkpoints").fetchone()
+    except psycopg.Error:
+        return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _pg_bench_database(admin: str) -> str:
+    """The URL of the query bench's database on the server of ``admin``."""
+    return urlunsplit(urlsplit(admin)._replace(path="/glasslog_query_bench"))
+
+
+def _recreate_pg_database(admin: str) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS glasslog_query_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE glasslog_query_bench")
+
+
+def build(data: Path, n: int, admin: str | None) -> None:
     """Create the store with ``n`` generated events unless it already holds them."""
-    db = data / "glasslog.db"
-    if db.exists():
-        conn = sqlite3.connect(db)
-        (have,) = conn.execute("SELECT count(*) FROM checkpoints WHERE size = ?", (n,)).fetchone()
-        conn.close()
-        if have:
-            print(f"reusing {data} ({n:,} events)")
-            return
-        shutil.rmtree(data)
-    subprocess.run([sys.executable, "-m", "glasslog", "init", "--data", str(data)], check=True)
+    store = _pg_bench_database(admin) if admin else None
+    if _stored_size(data, store) == n:
+        print(f"reusing {describe_dsn(store) if store else data} ({n:,} events)")
+        return
+    shutil.rmtree(data, ignore_errors=True)
+    if admin:
+        _recreate_pg_database(admin)
+    flags = ["--store", store] if store else []
+    subprocess.run(
+        [sys.executable, "-m", "glasslog", "init", "--data", str(data), *flags], check=True
+    )
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "glasslog", "ingest", "-", "--data", str(data)],
+        [sys.executable, "-m", "glasslog", "ingest", "-", "--data", str(data), *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -55,7 +92,11 @@ def build(data: Path, n: int) -> None:
     out = proc.stdout.read() if proc.stdout else b""
     if proc.wait() != 0:
         raise SystemExit("building the store failed")
-    print(f"built {data}: {out.decode().strip()[:80]} in {time.perf_counter() - started:.0f} s")
+    print(f"built in {time.perf_counter() - started:.0f} s: {out.decode().strip()[:80]}")
+    if store:
+        # Planner statistics for the partitioned parent (autovacuum never gathers them).
+        with Log.open(data, store=store) as log:
+            log.store.optimize()
 
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -162,34 +203,50 @@ def run_baseline(source: Path, request_id: str, scale: float) -> dict[str, float
     return out
 
 
+def _sizes(data: Path, store: str | None) -> tuple[int, int]:
+    """(bytes the store occupies, bytes of the events' canonical JSON)."""
+    if store is None:
+        db = data / "glasslog.db"
+        with closing(sqlite3.connect(db)) as conn:
+            (body,) = conn.execute("SELECT sum(length(CAST(body AS BLOB))) FROM events").fetchone()
+        return db.stat().st_size, int(body)
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(store) as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()),"
+            " (SELECT sum(octet_length(body)) FROM glasslog.events)"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--baseline-events", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/glasslog-query-bench"))
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument(
+        "--store",
+        help="a PostgreSQL server's admin URL: benchmark PostgreSQL (database "
+        "glasslog_query_bench on that server, built once and reused)",
+    )
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    data = args.dir / "data"
-    build(data, args.events)
+    data = args.dir / ("data-pg" if args.store else "data")
+    store = _pg_bench_database(args.store) if args.store else None
+    build(data, args.events, args.store)
     if args.build_only:
         return
-    db = data / "glasslog.db"
-    conn = sqlite3.connect(db)
-    request_ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT request_id FROM events"
-            " WHERE seq IN (SELECT abs(random()) % ? FROM events LIMIT ?)",
-            (args.events, RUNS),
-        )
-    ]
-    conn.close()
-    while len(request_ids) < RUNS:
-        request_ids.append(request_ids[0])
+    rng = random.Random(11)
+    with Log.open(data, store=store) as log:
+        request_ids = [
+            log.get(str(rng.randrange(args.events)))["context"]["request_id"] for _ in range(RUNS)
+        ]
 
     results: dict[str, dict[str, Any]] = {}
-    with Log.open(data) as log:
+    with Log.open(data, store=store) as log:
         # One untimed pass first, as a running server would have done: it loads SQLite's
         # schema, statement cache and FTS5 structure records once per connection.
         for _, _, run in mix(request_ids):
@@ -216,11 +273,9 @@ def main() -> None:
     scale = args.events / args.baseline_events
     base = run_baseline(source, request_ids[0], scale)
 
-    size = db.stat().st_size
-    conn = sqlite3.connect(db)
-    (body_bytes,) = conn.execute("SELECT sum(length(CAST(body AS BLOB))) FROM events").fetchone()
-    conn.close()
-    print(f"store: {args.events:,} events, {size / 2**30:.2f} GiB on disk, "
+    size, body_bytes = _sizes(data, store)
+    backend = "PostgreSQL" if store else "SQLite"
+    print(f"store: {args.events:,} events on {backend}, {size / 2**30:.2f} GiB on disk, "
           f"raw event bytes {body_bytes / 2**30:.2f} GiB, index + full-text overhead "
           f"{(size - body_bytes) / body_bytes:.2f} x the raw event bytes")  # fmt: skip
     print(f"baseline: grep/jq on {args.baseline_events:,} events, extrapolated linearly "
@@ -234,7 +289,9 @@ def main() -> None:
               f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x")  # fmt: skip
         r["baseline_s"] = b
     Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/query.json").write_text(json.dumps(results, indent=2) + "\n")
+    Path(f"bench/out/query{'-postgres' if store else ''}.json").write_text(
+        json.dumps(results, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

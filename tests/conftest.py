@@ -7,6 +7,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,9 +38,16 @@ def make_event(**overrides: Any) -> dict[str, Any]:
     return event
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def tlog(request: pytest.FixtureRequest) -> Iterator[TemporaryLog]:
+    """A fresh log whose checkpoints are signed only on demand, on each backend in turn."""
+    with backend_log(request.param) as log:
+        yield log
+
+
 @pytest.fixture
-def tlog() -> Iterator[TemporaryLog]:
-    """A fresh log whose checkpoints are signed only on demand."""
+def sqlite_tlog() -> Iterator[TemporaryLog]:
+    """A fresh log on the embedded SQLite store, for tests of SQLite itself."""
     with temporary_log() as log:
         yield log
 
@@ -61,9 +69,9 @@ def admin_dsn() -> str:
     return dsn
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """The DSN of a new, empty PostgreSQL database, dropped after the test."""
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
     import psycopg
     from psycopg import sql
 
@@ -76,3 +84,24 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """The DSN of a new, empty PostgreSQL database, dropped after the test."""
+    with scratch_database() as url:
+        yield url
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@contextmanager
+def backend_log(backend: str, **options: Any) -> Iterator[TemporaryLog]:
+    """A temporary log on ``backend``: an embedded SQLite file, or a scratch PostgreSQL database."""
+    if backend == "sqlite":
+        with temporary_log(**options) as log:
+            yield log
+        return
+    with scratch_database() as url, temporary_log(store=url, **options) as log:
+        yield log

@@ -68,13 +68,32 @@ def test_tampering_by_a_superuser_is_found(tmp_path: Path, pg_database: str) -> 
     assert "TAMPERED: seq 7" in result.stderr
 
 
-def test_queries_on_postgres_say_they_are_not_there_yet(tmp_path: Path, pg_database: str) -> None:
-    """search on a PostgreSQL store is a clear one-line error, not a traceback."""
+def test_queries_run_on_postgres(tmp_path: Path, pg_database: str) -> None:
+    """search, count, histogram and trace answer from PostgreSQL as they do from SQLite."""
     data = _init(tmp_path, pg_database)
-    result = run_sqlite("search", "service:payments", "--store", pg_database, data=data)
-    assert result.returncode == 1
-    assert "SQLite store only" in result.stderr
-    assert "Traceback" not in result.stderr
+    events = [
+        make_event(
+            service="payments" if i % 2 else "auth",
+            reason=f"ticket {i} Café.Review",
+            context={"request_id": "req-pg" if i < 3 else f"req-{i}"},
+        )
+        for i in range(30)
+    ]
+    store = ["--store", pg_database]
+    assert run_sqlite("ingest", "-", *store, data=data, stdin=_jsonl(events)).returncode == 0
+    found = run_sqlite("search", "service:payments cafe", "--json", "--all", *store, data=data)
+    assert found.returncode == 0, found.stderr
+    assert len(found.stdout.splitlines()) == 15
+    assert run_sqlite("count", '"cafe review"', *store, data=data).stdout.strip() == "30"
+    by = run_sqlite("count", "", "--by", "service", "--json", *store, data=data)
+    assert sorted(json.loads(x)["count"] for x in by.stdout.splitlines()) == [15, 15]
+    buckets = run_sqlite("histogram", "", "--json", *store, data=data).stdout.splitlines()
+    assert sum(json.loads(x)["count"] for x in buckets) == 30
+    trace = run_sqlite("trace", "req-pg", "--json", *store, data=data).stdout.splitlines()
+    assert [json.loads(x)["seq"] for x in trace] == [0, 1, 2]
+    bad = run_sqlite("search", "servce:payments", *store, data=data)
+    assert bad.returncode == 1
+    assert "did you mean 'service'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_conninfo_instead_of_a_url_is_refused(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
 from glasslog.query.language import parse, resolve_field
 from glasslog.query.plan import Compiled, compile_query
-from glasslog.store import open_store
+from glasslog.store import open_store, searcher_for
 from glasslog.store.base import (
     Store,
     StoredCheckpoint,
@@ -30,8 +30,7 @@ from glasslog.store.base import (
     leaf_of,
     node_reader_for,
 )
-from glasslog.store.sqlite import SQLiteStore
-from glasslog.store.sqlite_search import Row, SQLiteSearch
+from glasslog.store.search import Row
 
 MAX_PAGE = 1000
 """The most events one page of results may hold, whatever the caller asks for."""
@@ -77,20 +76,7 @@ class Log:
     def __init__(self, datadir: DataDir, store: Store, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.datadir = datadir
         self.store = store
-        self._searcher = (
-            SQLiteSearch(store.connection, timeout=timeout)
-            if isinstance(store, SQLiteStore)
-            else None
-        )
-
-    @property
-    def _search(self) -> SQLiteSearch:
-        if self._searcher is None:
-            raise ConfigError(
-                "search, count, histogram and trace run on the embedded SQLite store only "
-                "for now; PostgreSQL queries come next (see docs/postgres.md)"
-            )
-        return self._searcher
+        self._search = searcher_for(store, timeout=timeout)
 
     @classmethod
     def open(cls, data: Path, *, store: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Log:
@@ -198,7 +184,8 @@ class Log:
     # -- queries (DESIGN §6) ---------------------------------------------------------
 
     def _compile(self, query: str, now: datetime | None) -> Compiled:
-        return compile_query(parse(query, now=now or datetime.now(UTC)))
+        node = parse(query, now=now or datetime.now(UTC))
+        return compile_query(node, dialect=self._search.dialect)
 
     def search(
         self,

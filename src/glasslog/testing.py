@@ -17,8 +17,8 @@ from typing import Any
 from glasslog.datadir import DataDir
 from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings, submit
 from glasslog.log import Log
-from glasslog.store.base import StoredCheckpoint
-from glasslog.store.sqlite import SQLiteStore
+from glasslog.store import open_store
+from glasslog.store.base import Store, StoredCheckpoint
 
 
 @dataclass
@@ -26,7 +26,9 @@ class TemporaryLog:
     """A live log: write with :meth:`submit`, read with :attr:`log`."""
 
     datadir: DataDir
-    store: SQLiteStore
+    spec: str
+    """The store spec: the SQLite file's path, or the PostgreSQL URL."""
+    store: Store
     sequencer: Sequencer
     preparer: Preparer
     log: Log
@@ -45,24 +47,34 @@ class TemporaryLog:
 
 @contextmanager
 def temporary_log(
-    *, origin: str = "test.example/log", settings: Settings | None = None
+    *,
+    origin: str = "test.example/log",
+    settings: Settings | None = None,
+    store: str | None = None,
 ) -> Iterator[TemporaryLog]:
-    """A fresh log in a temporary directory, removed afterwards."""
+    """A fresh log with its keys in a temporary directory, removed afterwards.
+
+    The events go to an embedded SQLite file there, or with ``store`` (a
+    ``postgresql://`` URL of an empty database) to PostgreSQL, whose schema is
+    created first; dropping that database afterwards is the caller's part.
+    """
     settings = settings or Settings(checkpoint_every=1 << 40, checkpoint_interval=1e9)
     with tempfile.TemporaryDirectory(prefix="glasslog-") as tmp:
         datadir = DataDir(Path(tmp) / "data")
         signer, _ = datadir.init_keys(origin=origin)
-        store = SQLiteStore.open(datadir.db, create=True)
-        reader = Log(datadir, SQLiteStore.open(datadir.db))
+        spec = datadir.store_spec(store)
+        writer = open_store(spec, create=True)
+        reader = Log(datadir, open_store(spec))
         try:
-            with datadir.writer_lock():
+            with datadir.writer_lock(), writer.lock_writer():
                 yield TemporaryLog(
                     datadir=datadir,
-                    store=store,
-                    sequencer=Sequencer(store, signer, settings=settings),
+                    spec=spec,
+                    store=writer,
+                    sequencer=Sequencer(writer, signer, settings=settings),
                     preparer=Preparer(fingerprint_key=datadir.fingerprint_key(), settings=settings),
                     log=reader,
                 )
         finally:
             reader.close()
-            store.close()
+            writer.close()

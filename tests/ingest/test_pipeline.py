@@ -11,9 +11,9 @@ from glasslog.ingest.pipeline import Settings
 from glasslog.ledger import merkle
 from glasslog.ledger.note import verify_checkpoint
 from glasslog.store.base import leaf_of, restore_tree
-from glasslog.testing import TemporaryLog, temporary_log
+from glasslog.testing import TemporaryLog
 from glasslog.verify import verify_store
-from tests.conftest import MakeEvent, make_event
+from tests.conftest import BACKENDS, MakeEvent, backend_log, make_event
 
 
 def _root_from_store(tlog: TemporaryLog) -> bytes:
@@ -124,10 +124,11 @@ def test_sensitive_fields_are_committed_in_the_leaf(tlog: TemporaryLog, event: M
     assert b"example.com" not in leaf_of(stored)
 
 
-def test_checkpoints_are_signed_every_n_events() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_checkpoints_are_signed_every_n_events(backend: str) -> None:
     """With checkpoint_every=100, a 250-event stream leaves checkpoints at 100 and 200."""
     settings = Settings(checkpoint_every=100, checkpoint_interval=1e9)
-    with temporary_log(settings=settings) as tlog:
+    with backend_log(backend, settings=settings) as tlog:
         for _ in range(25):
             tlog.submit([make_event() for _ in range(10)])
         assert [c.size for c in tlog.store.checkpoints()] == [100, 200]
@@ -143,10 +144,11 @@ def test_checkpoint_on_demand_is_not_repeated_for_the_same_size(
     assert len(tlog.store.checkpoints()) == 1
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size", [1, 255, 256, 257, 511, 513, 1000])
-def test_restored_tree_continues_the_same_tree(size: int) -> None:
+def test_restored_tree_continues_the_same_tree(size: int, backend: str) -> None:
     """After a restart the writer rebuilds the tree's right edge and keeps the same root."""
-    with temporary_log() as tlog:
+    with backend_log(backend) as tlog:
         tlog.submit([make_event() for _ in range(size)])
         restored = restore_tree(tlog.store)
         assert restored.size == size
@@ -158,7 +160,7 @@ def test_whole_store_verifies_after_many_batches(tlog: TemporaryLog) -> None:
     for _ in range(6):
         tlog.submit([make_event() for _ in range(100)])
         tlog.checkpoint()
-    report = verify_store(tlog.datadir.db, tlog.datadir.verifier(), workers=1)
+    report = verify_store(tlog.spec, tlog.datadir.verifier(), workers=1)
     assert report.events == 600
     assert report.checkpoints == 6
     assert report.pending == 0
@@ -174,10 +176,11 @@ def test_ids_are_assigned_when_absent(tlog: TemporaryLog, event: MakeEvent) -> N
     assert tlog.log.get(stored["id"])["seq"] == 0
 
 
-def test_checkpoints_are_signed_after_the_interval() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_checkpoints_are_signed_after_the_interval(backend: str) -> None:
     """With a zero interval, every committed batch is covered by a checkpoint at once."""
     settings = Settings(checkpoint_every=1 << 40, checkpoint_interval=0.0)
-    with temporary_log(settings=settings) as tlog:
+    with backend_log(backend, settings=settings) as tlog:
         for _ in range(3):
             tlog.submit([make_event() for _ in range(5)])
         assert [c.size for c in tlog.store.checkpoints()] == [5, 10, 15]

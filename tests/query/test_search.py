@@ -30,7 +30,8 @@ from glasslog.query.language import (
     parse,
 )
 from glasslog.query.plan import compile_query
-from glasslog.testing import TemporaryLog, temporary_log
+from glasslog.testing import TemporaryLog
+from tests.conftest import BACKENDS, backend_log
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SERVICES = ["payments", "auth", "billing"]
@@ -67,9 +68,16 @@ def _dataset() -> list[dict[str, Any]]:
     return events
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both backends: the same answers are the contract."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def loaded() -> Iterator[tuple[TemporaryLog, list[dict[str, Any]]]]:
-    with temporary_log() as tlog:
+def loaded(backend: str) -> Iterator[tuple[TemporaryLog, list[dict[str, Any]]]]:
+    with backend_log(backend) as tlog:
         receipts = tlog.submit(_dataset())
         assert all(r.ok for r in receipts)
         tlog.checkpoint()
@@ -231,9 +239,9 @@ def test_oldest_first_is_the_reverse(loaded: tuple[TemporaryLog, list[dict[str, 
         assert [e["seq"] for e in page.events] == expected(stored, query)[::-1]
 
 
-def test_cursor_is_stable_while_events_are_ingested() -> None:
+def test_cursor_is_stable_while_events_are_ingested(backend: str) -> None:
     """New events arriving between pages neither repeat nor hide the ones being paged."""
-    with temporary_log() as tlog:
+    with backend_log(backend) as tlog:
         tlog.submit(_dataset()[:60])
         first = tlog.log.search("", limit=10, now=NOW)
         tlog.submit(_dataset()[60:])
@@ -314,9 +322,9 @@ def test_trace_is_a_timeline_of_one_request(
     ]  # fmt: skip
 
 
-def test_query_over_budget_is_cancelled_with_a_clear_error() -> None:
+def test_query_over_budget_is_cancelled_with_a_clear_error(backend: str) -> None:
     """A query past its time budget fails with advice, not a hang."""
-    with temporary_log() as tlog:
+    with backend_log(backend) as tlog:
         for _ in range(20):
             tlog.submit(_dataset())
         tlog.log._search.timeout = 0.0
@@ -401,3 +409,17 @@ def test_any_text_runs_or_is_a_query_error(
         failure = str(exc)
     assert "could not run" not in failure, f"the database rejected the SQL for {text!r}"
     assert tlog.store.size() == len(stored)
+
+
+def test_the_field_index_keeps_strings_that_read_as_numbers_apart(backend: str) -> None:
+    """ "3.0" (a string) is not the number 3: the field index must not convert it.
+
+    SQLite once declared fields.value as ANY, which outside STRICT tables is numeric
+    affinity: the string was stored as the integer 3 and matched metadata.v:3.
+    """
+    with backend_log(backend) as tlog:
+        tlog.submit([{**_dataset()[0], "metadata": {"v": "3.0"}},
+                     {**_dataset()[1], "metadata": {"v": 3}}])  # fmt: skip
+        assert found(tlog, "metadata.v:3") == [1]
+        assert found(tlog, "metadata.v:3.0") == [1, 0]  # the number 3 == 3.0, and the string
+        assert found(tlog, 'metadata.v:"3.0" -metadata.v>2') == [0]

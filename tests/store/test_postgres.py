@@ -339,14 +339,19 @@ def test_the_full_text_and_field_indexes_are_filled(store: PostgresStore, databa
     """Words reach the tsvector, metadata values the typed field index, counts the rollups."""
     _sequencer(store).commit(
         [
-            *_prepared(1, reason="emergency rotation", metadata={"rows": 5}),
-            *_prepared(1, metadata={"db": "ledgerdb", "rows": "5"}),
+            *_prepared(1, reason="Emergency rotation", metadata={"rows": 5}),
+            *_prepared(1, metadata={"db": "ledgerdb", "rows": "5", "note": "Café.Rotation"}),
         ]
     )
     with _admin(database) as conn:
-        find = "SELECT seq FROM glasslog.events WHERE tsv @@ to_tsquery('simple', %s)"
+        find = "SELECT seq FROM glasslog.events WHERE tsv @@ %s::tsquery ORDER BY seq"
         assert conn.execute(find, ("emergency",)).fetchall() == [(0,)]
         assert conn.execute(find, ("ledgerdb",)).fetchall() == [(1,)]
+        # glasslog's own words (FTS5's rules), not PostgreSQL's parser: the dot
+        # separates, case and accents fold, and positions make phrases work.
+        assert conn.execute(find, ("rotation",)).fetchall() == [(0,), (1,)]
+        assert conn.execute(find, ("'cafe' <-> 'rotation'",)).fetchall() == [(1,)]
+        assert conn.execute(find, ("'rotation' <-> 'cafe'",)).fetchall() == []
         fields = conn.execute(
             "SELECT k.path, f.value, f.seq FROM glasslog.fields f"
             " JOIN glasslog.field_keys k ON k.id = f.key ORDER BY f.seq, k.path"
@@ -358,6 +363,7 @@ def test_the_full_text_and_field_indexes_are_filled(store: PostgresStore, databa
     assert fields == [
         ("metadata.rows", 5, 0),
         ("metadata.db", "ledgerdb", 1),
+        ("metadata.note", "Café.Rotation", 1),
         ("metadata.rows", "5", 1),
     ]
     assert rollup == (2,)

@@ -3,7 +3,10 @@
 Pure: no I/O. Every value from the query travels as a bound parameter; the SQL text
 is assembled only from fixed fragments chosen by the AST's shape, so a query can
 never change the statement (tests fuzz this). Backend differences go through a
-:class:`Dialect` (SQLite now; PostgreSQL next).
+:class:`Dialect`: :data:`SQLITE` and :data:`POSTGRES`. Placeholders are always
+``?``; the PostgreSQL executor turns them into psycopg's ``%s`` in one place
+(:func:`glasslog.store.postgres_search.pg_sql`), so no fragment here may contain
+a literal ``?`` or ``%``.
 
 A compiled query has two parts:
 
@@ -23,6 +26,7 @@ lack the field (``-actor.type:bot`` keeps events without actor.type).
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from typing import Protocol
 from glasslog.errors import QueryError
 from glasslog.event import epoch_us
 from glasslog.query.language import And, Compare, Everything, Has, Match, Node, Not, Or, Text
+from glasslog.query.words import tsquery_phrase
 
 COLUMNS: dict[str, str] = {
     "service": "service",
@@ -140,6 +145,8 @@ class Dialect(Protocol):
 
     true: str
     false: str
+    binary: str
+    """Suffix making a text comparison order by code point (byte order of UTF-8)."""
 
     def json_value(self, bind: Bind, field_path: str) -> str:
         """The scalar at ``field_path`` in the event body, as SQL text (NULL when absent)."""
@@ -167,12 +174,21 @@ class Dialect(Protocol):
         """The event's text contains ``text`` as a phrase."""
         ...
 
+    def event_id(self, bind: Bind, value: bytes) -> str:
+        """The event's id is ``value`` (16 bytes), through whichever index holds ids."""
+        ...
+
+    def json_text(self, bind: Bind, field_path: str) -> str:
+        """The JSON text of the value at ``field_path`` (NULL when absent), for grouping."""
+        ...
+
 
 class SQLiteDialect:
     """SQLite: JSON1 functions, GLOB, and the FTS5 table ``events_fts`` (rowid = seq)."""
 
     true = "1"
     false = "0"
+    binary = ""  # SQLite compares text with memcmp unless told otherwise
 
     def json_value(self, bind: Bind, field_path: str) -> str:
         return f"json_extract(e.body, {bind(json_path(field_path))})"
@@ -201,18 +217,129 @@ class SQLiteDialect:
         return f"({shape} AND EXISTS (SELECT 1 FROM {each} j WHERE {cond}))"
 
     def metadata_compare(self, bind: Bind, field_path: str, op: str, number: float) -> str:
+        # json_each would walk an object's values too: objects never compare.
+        shape = f"json_type(e.body, {bind(json_path(field_path))}) <> 'object'"
         each = f"json_each(e.body, {bind(json_path(field_path))})"
         return (
-            f"EXISTS (SELECT 1 FROM {each} j"
-            f" WHERE j.type IN ('integer', 'real') AND j.atom {op} {bind(number)})"
+            f"({shape} AND EXISTS (SELECT 1 FROM {each} j"
+            f" WHERE j.type IN ('integer', 'real') AND j.atom {op} {bind(number)}))"
         )
 
     def full_text(self, bind: Bind, text: str) -> str:
         match = bind(fts_expression(text))
         return f"e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {match})"
 
+    def event_id(self, bind: Bind, value: bytes) -> str:
+        return f"e.id = {bind(value)}"
+
+    def json_text(self, bind: Bind, field_path: str) -> str:
+        return f"(e.body -> {bind(json_path(field_path))})"
+
 
 SQLITE = SQLiteDialect()
+
+
+def jsonpath(field_path: str) -> str:
+    """A strict SQL/JSON path to a dotted field, each key a quoted string literal.
+
+    Strict, unlike PostgreSQL's default lax mode: lax would look through arrays on
+    the way (``metadata.x.y`` finding ``y`` inside ``x: [{"y": …}]``), which the
+    field syntax does not mean and SQLite's ``json_extract`` does not do.
+    """
+    return "strict $" + "".join(
+        "." + json.dumps(k, ensure_ascii=False) for k in field_path.split(".")
+    )
+
+
+def like_pattern(value: str) -> str:
+    """A query wildcard (only ``*``) as a LIKE pattern, every other character literal."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _regex(value: str) -> str:
+    """A query wildcard as an anchored regular expression (for SQL/JSON ``like_regex``)."""
+    literal = [
+        "".join(ch if ch.isalnum() else "\\" + ch for ch in part) for part in value.split("*")
+    ]
+    return "^" + ".*".join(literal) + "$"
+
+
+class PostgresDialect:
+    """PostgreSQL: SQL/JSON paths over ``body::jsonb``, LIKE, and the ``tsv`` column.
+
+    Metadata conditions are one ``jsonb_path_exists`` each, in strict mode with
+    errors silenced (a missing key, or a key looked up in an array, is simply no
+    match): ``@ == $v`` compares the scalar itself, ``exists (@[*] ? (@ == $v))``
+    its elements when it is an array; strings never equal numbers, and numbers
+    compare as numbers — the semantics of the SQLite dialect.
+    """
+
+    true = "TRUE"
+    false = "FALSE"
+    binary = ' COLLATE "C"'  # the database's collation may be linguistic; ranges must not be
+
+    def _path_exists(self, bind: Bind, path: str, variables: dict[str, object]) -> str:
+        return (
+            f"jsonb_path_exists(e.body::jsonb, {bind(path)}::jsonpath,"
+            f" {bind(json.dumps(variables))}::jsonb, TRUE)"
+        )
+
+    def json_value(self, bind: Bind, field_path: str) -> str:
+        # Strings only, as json_extract's text never equals a number or boolean there.
+        path = jsonpath(field_path) + ' ? (@.type() == "string")'
+        return (
+            f"(jsonb_path_query_first(e.body::jsonb, {bind(path)}::jsonpath, '{{}}', TRUE)"
+            " #>> '{}')"
+        )
+
+    def json_present(self, bind: Bind, field_path: str) -> str:
+        return self._path_exists(bind, jsonpath(field_path), {})
+
+    def wildcard(self, expr: str, bind: Bind, value: str) -> str:
+        return f"{expr} LIKE {bind(like_pattern(value))}"
+
+    def metadata_match(
+        self, bind: Bind, field_path: str, text: str, number: float | None, wildcard: bool
+    ) -> str:
+        if wildcard:
+            test = f'@ like_regex {json.dumps(_regex(text), ensure_ascii=False)} flag "s"'
+            variables: dict[str, object] = {}
+        else:
+            variables = {"t": text}
+            options = ["@ == $t"]
+            if number is not None:
+                variables["n"] = number
+                options.append("@ == $n")
+            if text in ("true", "false"):
+                options.append(f"@ == {text}")
+            test = " || ".join(options)
+        path = f"{jsonpath(field_path)} ? ({test} || exists (@[*] ? ({test})))"
+        return self._path_exists(bind, path, variables)
+
+    def metadata_compare(self, bind: Bind, field_path: str, op: str, number: float) -> str:
+        test = f"@ {op} $n"
+        path = f"{jsonpath(field_path)} ? ({test} || exists (@[*] ? ({test})))"
+        return self._path_exists(bind, path, {"n": number})
+
+    def full_text(self, bind: Bind, text: str) -> str:
+        phrase = tsquery_phrase(text)
+        if phrase is None:
+            return self.false  # no words: FTS5 matches nothing either
+        return f"e.tsv @@ {bind(phrase)}::tsquery"
+
+    def event_id(self, bind: Bind, value: bytes) -> str:
+        # events.id has no index of its own: event_keys holds the unique one.
+        return f"e.seq = (SELECT k.seq FROM event_keys k WHERE k.id = {bind(value)})"
+
+    def json_text(self, bind: Bind, field_path: str) -> str:
+        return (
+            f"(jsonb_path_query_first(e.body::jsonb, {bind(jsonpath(field_path))}::jsonpath,"
+            " '{}', TRUE)::text)"
+        )
+
+
+POSTGRES = PostgresDialect()
 
 
 class _Builder:
@@ -241,7 +368,7 @@ class _Builder:
                 raise QueryError(
                     f"id:{node.value} is not a UUID such as 0192f0c1-8a3b-7c4d-9e2f-0123456789ab"
                 ) from None
-            return f"e.id = {self.bind(value)}"
+            return self.d.event_id(self.bind, value)
         if name == "seq":
             if node.wildcard or not node.value.isdigit():
                 raise QueryError(f"seq takes a number, got {node.value!r}")
@@ -265,8 +392,8 @@ class _Builder:
         bounds = prefix_bounds(literal_prefix(node.value))
         if bounds is not None:  # lets the database use an index range for the prefix
             low, high = bounds
-            parts.append(f"{expr()} >= {self.bind(low)}")
-            parts.append(f"{expr()} < {self.bind(high)}")
+            parts.append(f"{expr()}{self.d.binary} >= {self.bind(low)}")
+            parts.append(f"{expr()}{self.d.binary} < {self.bind(high)}")
         parts.append(self.d.wildcard(expr(), self.bind, node.value))
         return "(" + " AND ".join(parts) + ")"
 
@@ -280,9 +407,12 @@ class _Builder:
                 return f"e.time {op} {self.bind(epoch_us(node.value))}"
             # Stored times are normalized RFC 3339 with µs and Z: text order is time order.
             text = node.value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            return f"{self.d.json_value(self.bind, name)} {op} {self.bind(text)}"
+            value = self.d.json_value(self.bind, name)
+            return f"{value}{self.d.binary} {op} {self.bind(text)}"
         if isinstance(node.value, datetime):
             raise QueryError(f"{name} compares with a number, not a time")
+        if not math.isfinite(node.value):
+            raise QueryError(f"{name}{op}{node.value}: compare with a finite number")
         if name == "seq":
             return f"e.seq {op} {self.bind(node.value)}"
         if name.startswith("metadata."):
@@ -330,6 +460,8 @@ def _number(text: str) -> int | float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and 1e999: no stored number can equal them (JSON has none)
     return value
 
 
@@ -359,8 +491,8 @@ def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
         elif not isinstance(term, Everything):
             time_only = False
     driver, index = _choose_driver(terms)
-    where, params = _conjunction(parts)
-    rest, rest_params = _conjunction([p for i, p in enumerate(parts) if i != index])
+    where, params = _conjunction(parts, dialect.true)
+    rest, rest_params = _conjunction([p for i, p in enumerate(parts) if i != index], dialect.true)
     return Compiled(
         where=where,
         params=params,
@@ -373,9 +505,9 @@ def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
     )
 
 
-def _conjunction(parts: list[tuple[str, list[object]]]) -> tuple[str, list[object]]:
+def _conjunction(parts: list[tuple[str, list[object]]], true: str) -> tuple[str, list[object]]:
     if not parts:
-        return "1", []
+        return true, []
     return " AND ".join(f"({sql})" for sql, _ in parts), [p for _, ps in parts for p in ps]
 
 

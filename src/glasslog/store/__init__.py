@@ -14,6 +14,7 @@ from glasslog.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from glasslog.store.base import Store
+    from glasslog.store.search import Search
 
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
@@ -37,3 +38,17 @@ def open_store(spec: str | Path, *, create: bool = False, readonly: bool = False
 
         return PostgresStore.open(str(spec), create=create)
     return SQLiteStore.open(Path(spec), create=create, readonly=readonly)
+
+
+def searcher_for(store: Store, *, timeout: float) -> Search:
+    """The query executor for ``store``'s backend, on the store's own connection."""
+    if isinstance(store, SQLiteStore):
+        from glasslog.store.sqlite_search import SQLiteSearch  # noqa: PLC0415
+
+        return SQLiteSearch(store.connection, timeout=timeout)
+    from glasslog.store.postgres import PostgresStore  # noqa: PLC0415
+    from glasslog.store.postgres_search import PostgresSearch  # noqa: PLC0415
+
+    if isinstance(store, PostgresStore):
+        return PostgresSearch(store.connection, timeout=timeout)
+    raise ConfigError(f"no query executor for a {type(store).__name__}")

@@ -17,8 +17,9 @@ What PostgreSQL changes (DESIGN §4 and §7; the DBA's view is ``docs/postgres.m
   counters, ``rollups`` and ``seq_blocks``).
 * **Batches through COPY.** Rows are COPY'd into a session-local staging table and
   moved with two ``INSERT … SELECT`` statements (keys first, so a reused id fails
-  before any event row is written); the full-text ``tsvector`` is computed there,
-  server-side, so the search text is never stored twice.
+  before any event row is written). The full-text words travel as a ``tsvector``
+  literal made by :mod:`glasslog.query.words` — the same tokenizer as SQLite's
+  FTS5 — and are stored only there, never as a second copy of the text.
 * **One sequencer.** The writer holds a session-level advisory lock
   (:meth:`PostgresStore.lock_writer`) while it sequences; a second writer waits.
 * **Versioned schema.** ``meta.schema_version`` records the last migration applied;
@@ -44,6 +45,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
+from glasslog.query.words import tsvector_literal
 from glasslog.store.base import (
     EventRow,
     StoredCheckpoint,
@@ -112,7 +114,7 @@ CREATE TABLE field_keys (
     path text NOT NULL UNIQUE
 );
 -- One row per scalar metadata value (and per scalar array element); jsonb keeps
--- strings and numbers apart exactly as SQLite's ANY column does.
+-- strings and numbers apart, as SQLite's untyped fields.value column does.
 CREATE TABLE fields (
     key   integer NOT NULL,
     value jsonb NOT NULL,
@@ -233,20 +235,20 @@ _STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS glasslog_batch (
     seq bigint, id bytea, time bigint, service text, action text, actor_id text,
     outcome text, request_id text, trace_id text, body text, commits text, salts bytea,
-    text text
+    words text
 ) ON COMMIT DELETE ROWS
 """
 
 _COPY_BATCH = (
     "COPY glasslog_batch (seq, id, time, service, action, actor_id, outcome, request_id,"
-    " trace_id, body, commits, salts, text) FROM STDIN"
+    " trace_id, body, commits, salts, words) FROM STDIN"
 )
 _INSERT_KEYS = "INSERT INTO event_keys (seq, id, time) SELECT seq, id, time FROM glasslog_batch"
 _INSERT_EVENTS = (
     "INSERT INTO events (seq, id, time, service, action, actor_id, outcome, request_id,"
     " trace_id, body, commits, salts, tsv)"
     " SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id, body,"
-    " commits, salts, to_tsvector('simple', text) FROM glasslog_batch"
+    " commits, salts, words::tsvector FROM glasslog_batch"
 )
 _COPY_FIELDS = "COPY fields (key, value, time, seq) FROM STDIN"
 _UPSERT_ROLLUPS = (
@@ -536,7 +538,7 @@ class PostgresStore:
         """
         with cur.copy(_COPY_BATCH) as copy:
             for r in rows:
-                copy.write_row(r[:13])
+                copy.write_row((*r[:12], tsvector_literal(r.text)))
         cur.execute(_INSERT_KEYS)
         cur.execute(_INSERT_EVENTS)
         keys = self._field_keys

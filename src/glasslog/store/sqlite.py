@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS field_keys (
 );
 CREATE TABLE IF NOT EXISTS fields (
     key   INTEGER NOT NULL,
-    value ANY NOT NULL,
+    value NOT NULL,  -- no declared type, so no affinity: the string '3' stays a string
     time  INTEGER NOT NULL,
     seq   INTEGER NOT NULL,
     PRIMARY KEY (key, value, time, seq)

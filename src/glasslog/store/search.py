@@ -1,0 +1,245 @@
+"""Running compiled queries: search pages, counts, histograms and traces, on any backend.
+
+The planner (:mod:`glasslog.query.plan`) says *what* matches; an executor decides
+*how* to read it fast and enforces the per-query time budget. :class:`Search`
+holds what both backends share — the plain newest-first search, counts and their
+estimates, aggregations over the hourly ``rollups``, histograms and traces, all
+written once with ``?`` placeholders — and each backend adds its own way through
+the field index and full text (:mod:`.sqlite_search`, :mod:`.postgres_search`).
+
+Aggregations use the hourly ``rollups`` when the query constrains only time and the
+grouping is a rolled-up column; the partial hours at the edges are counted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager
+from typing import Any
+
+from glasslog.errors import QueryError
+from glasslog.query.plan import COLUMNS, Compiled, Dialect, FieldDriver, TextDriver
+from glasslog.store.base import HOUR_US, ROLLUP_DIMS
+
+Row = tuple[int, int, str]
+"""(seq, time µs, body)."""
+
+BUCKETS_US = [
+    s * 1_000_000
+    for s in (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+]
+MAX_BUCKETS = 100
+
+
+def timeout_error(timeout: float) -> QueryError:
+    """The one message for a query cancelled at its time budget, whatever the backend."""
+    return QueryError(
+        f"the query ran longer than its {timeout:g} s budget and was cancelled; "
+        "narrow it (a time range such as after:-24h, a service) or raise --timeout"
+    )
+
+
+class Search:
+    """Executes compiled queries with a time budget per call. Subclass per backend."""
+
+    dialect: Dialect
+
+    def __init__(self, *, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+
+    # -- what each backend provides --------------------------------------------------
+
+    def _budget(self) -> AbstractContextManager[None]:
+        """Run the calls inside under the time budget; map database errors to QueryError."""
+        raise NotImplementedError
+
+    def _all(self, sql: str, params: list[object]) -> list[Any]:
+        """All rows of ``sql`` (``?`` placeholders) with ``params``."""
+        raise NotImplementedError
+
+    def _by_field(
+        self,
+        plan: Compiled,
+        driver: FieldDriver,
+        limit: int,
+        ascending: bool,
+        after: tuple[int, int] | None,
+    ) -> list[Row]:
+        raise NotImplementedError
+
+    def _by_text(
+        self,
+        plan: Compiled,
+        driver: TextDriver,
+        limit: int,
+        ascending: bool,
+        after: tuple[int, int] | None,
+    ) -> list[Row]:
+        raise NotImplementedError
+
+    # -- search ----------------------------------------------------------------------
+
+    def search(
+        self, plan: Compiled, *, limit: int, ascending: bool, after: tuple[int, int] | None
+    ) -> list[Row]:
+        """Up to ``limit`` matching events in (time, seq) order, after the keyset ``after``."""
+        with self._budget():
+            if isinstance(plan.driver, FieldDriver):
+                return self._by_field(plan, plan.driver, limit, ascending, after)
+            if isinstance(plan.driver, TextDriver):
+                return self._by_text(plan, plan.driver, limit, ascending, after)
+            return self._plain(plan, limit, ascending, after)
+
+    @staticmethod
+    def _keyset(column: str, ascending: bool, after: tuple[int, int]) -> tuple[str, list[object]]:
+        """``(time, seq)`` past ``after``; the lone time bound lets an index range start there."""
+        op = ">" if ascending else "<"
+        time_us, seq = after
+        return (
+            f" AND {column}.time {op}= ? AND ({column}.time, {column}.seq) {op} (?, ?)",
+            [time_us, time_us, seq],
+        )
+
+    def _plain(
+        self, plan: Compiled, limit: int, ascending: bool, after: tuple[int, int] | None
+    ) -> list[Row]:
+        where, params = plan.where, list(plan.params)
+        if after is not None:
+            extra, extra_params = self._keyset("e", ascending, after)
+            where += extra
+            params += extra_params
+        order = "ASC" if ascending else "DESC"
+        sql = (
+            f"SELECT e.seq, e.time, e.body FROM events e WHERE {where}"
+            f" ORDER BY e.time {order}, e.seq {order} LIMIT ?"
+        )
+        return self._all(sql, [*params, limit])
+
+    # -- aggregations ----------------------------------------------------------------
+    def count(self, plan: Compiled, *, cap: int) -> tuple[int, bool]:
+        """(count, exact). Past ``cap`` matches the count is estimated from the time spread."""
+        with self._budget():
+            if plan.time_only:
+                return self._rollup_total(plan), True
+            (n,) = self._all(
+                f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {plan.where} LIMIT ?) s",
+                [*plan.params, cap + 1],
+            )[0]
+            if n <= cap:
+                return int(n), True
+            # More than `cap`: the cap-th newest match is at time t_cap; assume matches
+            # are spread evenly over the queried window and scale up.
+            sql = (
+                f"SELECT e.time FROM events e WHERE {plan.where}"
+                " ORDER BY e.time DESC, e.seq DESC LIMIT 1 OFFSET ?"
+            )
+            t_cap = int(self._all(sql, [*plan.params, cap - 1])[0][0])
+            low, high = self._window(plan)
+            if high <= t_cap or low >= high:
+                return cap, False
+            return int(cap * (high - low) / (high - t_cap)), False
+
+    def _window(self, plan: Compiled) -> tuple[int, int]:
+        low, high = plan.time_low, plan.time_high
+        # Two statements: SQLite answers a lone min() or max() from the index's ends,
+        # but both in one statement make it scan the whole index.
+        if low is None:
+            low = int(self._all("SELECT min(time) FROM events", [])[0][0] or 0)
+        if high is None:
+            high = int(self._all("SELECT max(time) FROM events", [])[0][0] or 0) + 1
+        return low, high
+
+    def _rollup_total(self, plan: Compiled) -> int:
+        return sum(n for _, n in self._rollup_groups(plan, "outcome"))
+
+    def count_by(self, plan: Compiled, field: str, *, top: int) -> list[tuple[Any, int]]:
+        """The ``top`` most frequent values of ``field`` among matches, with their counts."""
+        with self._budget():
+            column = COLUMNS.get(field)
+            if plan.time_only and column in ROLLUP_DIMS:
+                groups = self._rollup_groups(plan, column)
+                return sorted(groups, key=lambda g: (-g[1], str(g[0])))[:top]
+            params: list[object] = []
+
+            def bind(value: object) -> str:
+                params.append(value)
+                return "?"
+
+            if column is not None:
+                expr, decode = f"e.{column}", False
+            elif field in ("time", "seq", "id", "received"):
+                raise QueryError(
+                    f"count by {field} would count every event separately; use histogram"
+                )
+            else:
+                expr, decode = self.dialect.json_text(bind, field), True
+            # Ties in code-point order, absent values first: the same order on every backend.
+            sql = (
+                f"SELECT v, n FROM (SELECT {expr} AS v, count(*) AS n FROM events e"
+                f" WHERE {plan.where} GROUP BY 1) g"
+                f" ORDER BY n DESC, v{self.dialect.binary} NULLS FIRST LIMIT ?"
+            )
+            rows = self._all(sql, [*params, *plan.params, top])
+            if decode:
+                return [(None if v is None else json.loads(v), int(n)) for v, n in rows]
+            return [(v, int(n)) for v, n in rows]
+
+    def _rollup_groups(self, plan: Compiled, column: str) -> list[tuple[Any, int]]:
+        """Exact counts per value: whole hours from rollups, partial edge hours from events."""
+        low, high = self._window(plan)
+        first_full = -(-low // HOUR_US)  # first hour starting at or after low
+        last_full = high // HOUR_US  # hours before this one end at or before high
+        counts: dict[Any, int] = {}
+        if first_full < last_full:
+            for value, n in self._all(
+                "SELECT value, sum(count) FROM rollups WHERE dim = ? AND hour >= ? AND hour < ?"
+                " GROUP BY value",
+                [column, first_full, last_full],
+            ):
+                counts[value] = counts.get(value, 0) + int(n)
+            edges = [(low, first_full * HOUR_US), (last_full * HOUR_US, high)]
+        else:
+            edges = [(low, high)]
+        for start, end in edges:
+            if start >= end:
+                continue
+            for value, n in self._all(
+                f"SELECT e.{column}, count(*) FROM events e WHERE e.time >= ? AND e.time < ?"
+                f" GROUP BY e.{column}",
+                [start, end],
+            ):
+                counts[value] = counts.get(value, 0) + int(n)
+        return list(counts.items())
+
+    def histogram(self, plan: Compiled) -> tuple[int, int, list[tuple[int, int]]]:
+        """(bucket size µs, first bucket start µs, [(bucket start, count)]) over the window."""
+        with self._budget():
+            low, high = plan.time_low, plan.time_high
+            if low is None or high is None:
+                # Separate statements, so each can read one end of a time index.
+                first, last = (
+                    self._all(f"SELECT {f}(e.time) FROM events e WHERE {plan.where}", plan.params)
+                    for f in ("min", "max")
+                )
+                if first[0][0] is None:
+                    return BUCKETS_US[0], 0, []
+                low = int(first[0][0]) if low is None else low
+                high = int(last[0][0]) + 1 if high is None else high
+            span = max(high - low, 1)
+            size = next((b for b in BUCKETS_US if span / b <= MAX_BUCKETS), BUCKETS_US[-1])
+            start = low - low % size
+            sql = (
+                f"SELECT (e.time - ?) / ? AS b, count(*) FROM events e WHERE {plan.where}"
+                " AND e.time >= ? AND e.time < ? GROUP BY b ORDER BY b"
+            )
+            rows = self._all(sql, [start, size, *plan.params, low, high])
+            return size, start, [(start + int(b) * size, int(n)) for b, n in rows]
+
+    def trace(self, ident: str, *, limit: int) -> list[Row]:
+        """Every event whose request_id or trace_id is ``ident``, oldest first."""
+        with self._budget():
+            return self._all(
+                "SELECT seq, time, body FROM events WHERE request_id = ? OR trace_id = ?"
+                " ORDER BY time, seq LIMIT ?",
+                [ident, ident, limit],
+            )
