@@ -118,6 +118,47 @@ def test_create_is_idempotent_and_keeps_data(database: str) -> None:
     assert row == (str(SCHEMA_VERSION),)
 
 
+def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made by a glasslog that knew only migration 1 is refused until create
+    applies the rest; its events survive and the text columns become code-point ordered."""
+    from glasslog.store import postgres
+
+    monkeypatch.setattr(postgres, "_MIGRATIONS", postgres._MIGRATIONS[:1])
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 1)
+    old = PostgresStore.open(database, create=True)
+    _sequencer(old).commit(_prepared(5))
+    root = _stored_root(old)
+    old.close()
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match=r"expected \d+, found 1; run create again"):
+        PostgresStore.open(database)
+    upgraded = PostgresStore.open(database, create=True)
+    assert upgraded.size() == 5
+    assert _stored_root(upgraded) == root
+    upgraded.close()
+    with _admin(database) as conn:
+        collations = conn.execute(
+            "SELECT a.attname, c.collname FROM pg_attribute a"
+            " JOIN pg_collation c ON c.oid = a.attcollation"
+            " WHERE a.attrelid = 'glasslog.events'::regclass"
+            " AND a.attname IN ('service', 'action', 'actor_id', 'outcome')"
+        ).fetchall()
+        version = conn.execute(
+            "SELECT value FROM glasslog.meta WHERE key = 'schema_version'"
+        ).fetchone()
+        # The prefix range of a wildcard can now be served by the (service, time) index.
+        conn.execute("SET enable_seqscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT seq FROM glasslog.events WHERE service COLLATE \"C\" >= 'pay'"
+            " AND service COLLATE \"C\" < 'paz'"
+        ).fetchall()
+    assert sorted(c for _, c in collations) == ["C"] * 4
+    assert version == (str(SCHEMA_VERSION),)
+    assert any("events_service_time" in line or "service_time" in line for (line,) in plan)
+
+
 def test_opening_a_database_without_the_schema_says_create_it(database: str) -> None:
     """A database without glasslog's schema is not created by accident."""
     with pytest.raises(StoreError, match=r"no glasslog store in .*create it first"):
@@ -128,9 +169,9 @@ def test_a_newer_schema_version_is_refused(store: PostgresStore, database: str) 
     """Opening a store migrated by a newer glasslog says to upgrade, and create leaves it alone."""
     with _admin(database) as conn:
         conn.execute("UPDATE glasslog.meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"expected 1, found 99; upgrade glasslog"):
+    with pytest.raises(StoreError, match=rf"expected {SCHEMA_VERSION}, found 99; upgrade glasslog"):
         PostgresStore.open(database)
-    with pytest.raises(StoreError, match=r"expected 1, found 99"):
+    with pytest.raises(StoreError, match=rf"expected {SCHEMA_VERSION}, found 99"):
         PostgresStore.open(database, create=True)
 
 

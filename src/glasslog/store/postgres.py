@@ -207,7 +207,22 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
     )
 )
 
-_MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _SCHEMA_V1),)
+# Migration 2: code-point ("C") collation for the indexed text columns. Query
+# wildcards compare prefixes by code point (``service:pay*`` is a range on the
+# column); under a linguistic collation an index cannot serve that range, and its
+# order would depend on the server's locale. Equality is unchanged. Only the
+# indexes are rebuilt; rows are not rewritten.
+_COLLATE_C = """
+ALTER TABLE events
+    ALTER COLUMN service TYPE text COLLATE "C",
+    ALTER COLUMN action TYPE text COLLATE "C",
+    ALTER COLUMN actor_id TYPE text COLLATE "C",
+    ALTER COLUMN outcome TYPE text COLLATE "C",
+    ALTER COLUMN request_id TYPE text COLLATE "C",
+    ALTER COLUMN trace_id TYPE text COLLATE "C";
+"""
+
+_MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _SCHEMA_V1), (2, _COLLATE_C))
 """``(version, SQL)`` in order; ``create`` applies those above the stored version."""
 
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
