@@ -14,6 +14,7 @@ grouping is a rolled-up column; the partial hours at the edges are counted exact
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -39,7 +40,7 @@ def timeout_error(timeout: float) -> QueryError:
     )
 
 
-class Search:
+class Search(ABC):
     """Executes compiled queries with a time budget per call. Subclass per backend."""
 
     dialect: Dialect
@@ -49,14 +50,15 @@ class Search:
 
     # -- what each backend provides --------------------------------------------------
 
+    @abstractmethod
     def _budget(self) -> AbstractContextManager[None]:
         """Run the calls inside under the time budget; map database errors to QueryError."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _all(self, sql: str, params: list[object]) -> list[Any]:
         """All rows of ``sql`` (``?`` placeholders) with ``params``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _by_field(
         self,
         plan: Compiled,
@@ -65,8 +67,9 @@ class Search:
         ascending: bool,
         after: tuple[int, int] | None,
     ) -> list[Row]:
-        raise NotImplementedError
+        """Newest (or oldest) first through the field index."""
 
+    @abstractmethod
     def _by_text(
         self,
         plan: Compiled,
@@ -75,7 +78,7 @@ class Search:
         ascending: bool,
         after: tuple[int, int] | None,
     ) -> list[Row]:
-        raise NotImplementedError
+        """Newest (or oldest) first through the full-text index."""
 
     # -- search ----------------------------------------------------------------------
 
