@@ -1,0 +1,269 @@
+"""Tampering through SQL, on both backends, is found by verify and located at its seq.
+
+Each attack is written once per backend's SQL dialect and run against a fresh copy
+of one pristine log (1000 events, a checkpoint every 200): on SQLite a copy of the
+file with the append-only triggers dropped, as an attacker with file access would;
+on PostgreSQL a database cloned from a template, edited by a superuser who skips
+the triggers with ``session_replication_role = replica``. Attacks below the SQL
+level (bits flipped in the SQLite file) are in tests/test_tamper.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql as pgsql
+
+from glasslog.errors import IntegrityError
+from glasslog.ingest.pipeline import Settings
+from glasslog.ledger.note import Signer, Verifier
+from glasslog.verify import verify_store
+from tests.conftest import BACKENDS, admin_dsn, backend_log, make_event
+
+N = 1000
+
+
+@dataclass
+class Built:
+    backend: str
+    spec: str
+    verifier: Verifier
+
+    def sql(self, attack: dict[str, list[str]]) -> None:
+        """Run the attack's statements for this backend, bypassing the triggers."""
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(self.spec, isolation_level=None)
+            for table in ("events", "tiles", "checkpoints"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+                conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+            for statement in attack["sqlite"]:
+                conn.execute(statement)
+            conn.close()
+            return
+        with psycopg.connect(self.spec, autocommit=True) as pg:
+            pg.execute("SET session_replication_role = replica")
+            pg.execute("SET search_path TO glasslog")
+            for statement in attack["postgres"]:
+                pg.execute(statement.encode())
+
+    def verify_fails_at(self, seq: int | None, match: str) -> None:
+        with pytest.raises(IntegrityError, match=match) as info:
+            verify_store(self.spec, self.verifier, workers=1)
+        assert info.value.seq == seq
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def pristine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Built]:
+    """The pristine log on one backend: a file to copy, or a database to clone."""
+    backend: str = request.param
+    settings = Settings(checkpoint_every=200, checkpoint_interval=1e9)
+    with backend_log(backend, settings=settings) as tlog:
+        for i in range(N // 100):
+            tlog.submit(
+                [make_event(metadata={"marker": f"mark-{i * 100 + j:05d}"}) for j in range(100)]
+            )
+        verifier = tlog.datadir.verifier()
+        tlog.store.close()
+        tlog.log.close()
+        if backend == "sqlite":
+            out = tmp_path_factory.mktemp("pristine") / "glasslog.db"
+            shutil.copy(tlog.spec, out)
+            yield Built(backend, str(out), verifier)
+        else:
+            yield Built(backend, tlog.spec, verifier)
+
+
+@pytest.fixture
+def built(pristine: Built, tmp_path: Path) -> Iterator[Built]:
+    """A copy of the pristine log that the test may wreck."""
+    if pristine.backend == "sqlite":
+        shutil.copy(pristine.spec, tmp_path / "glasslog.db")
+        yield Built("sqlite", str(tmp_path / "glasslog.db"), pristine.verifier)
+        return
+    template = urlsplit(pristine.spec).path.lstrip("/")
+    name = f"glasslog_tamper_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+        conn.execute(
+            pgsql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                pgsql.Identifier(name), pgsql.Identifier(template)
+            )
+        )
+    try:
+        yield Built("postgres", urlunsplit(urlsplit(pristine.spec)._replace(path=f"/{name}")),
+                    pristine.verifier)  # fmt: skip
+    finally:
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
+            conn.execute(pgsql.SQL("DROP DATABASE {} WITH (FORCE)").format(pgsql.Identifier(name)))
+
+
+def test_untouched_copy_verifies(built: Built) -> None:
+    """The baseline: the copied log is intact."""
+    report = verify_store(built.spec, built.verifier, workers=1)
+    assert (report.events, report.checkpoints, report.pending) == (N, 5, 0)
+
+
+def test_changed_event_body_is_found(built: Built) -> None:
+    """Editing one event's JSON names that event's seq."""
+    edit = "UPDATE events SET body = replace(body, 'payments', 'paymentz') WHERE seq = 437"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(437, "seq 437: the stored event does not match")
+
+
+def test_changed_salt_is_found(built: Built) -> None:
+    """Replacing a field's salt changes its commitment and is located."""
+    built.sql({
+        "sqlite": ["UPDATE events SET salts = zeroblob(length(salts)) WHERE seq = 10"],
+        "postgres": ["UPDATE events SET salts = decode(repeat('00', length(salts)), 'hex')"
+                     " WHERE seq = 10"],
+    })  # fmt: skip
+    built.verify_fails_at(10, "seq 10")
+
+
+def test_uncommitting_a_field_is_found(built: Built) -> None:
+    """Dropping a path from the committed list (to reveal it in the leaf) is found."""
+    built.sql({
+        "sqlite": ["UPDATE events SET commits = '[]', salts = x'' WHERE seq = 612"],
+        "postgres": ["UPDATE events SET commits = '[]', salts = '' WHERE seq = 612"],
+    })  # fmt: skip
+    built.verify_fails_at(612, "seq 612")
+
+
+def test_changed_event_after_last_full_tile_is_found(built: Built) -> None:
+    """An edit in the partial right-edge tile is caught via the checkpoint's partial tile."""
+    edit = "UPDATE events SET body = replace(body, 'db.query', 'db.qwery') WHERE seq = 990"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(990, "seq 990")
+
+
+def test_deleted_event_is_found(built: Built) -> None:
+    """Deleting a row leaves a gap that is named."""
+    built.sql({
+        "sqlite": ["DELETE FROM events WHERE seq = 300"],
+        "postgres": ["DELETE FROM events WHERE seq = 300",
+                     "DELETE FROM event_keys WHERE seq = 300"],
+    })  # fmt: skip
+    built.verify_fails_at(300, "seq 300 is missing")
+
+
+def test_deleted_tail_is_found(built: Built) -> None:
+    """Deleting the newest events contradicts the checkpoint that covered them."""
+    built.sql({
+        "sqlite": ["DELETE FROM events WHERE seq >= 990"],
+        "postgres": ["DELETE FROM events WHERE seq >= 990",
+                     "DELETE FROM event_keys WHERE seq >= 990"],
+    })  # fmt: skip
+    built.verify_fails_at(990, "covers events that are missing")
+
+
+def test_inserted_event_is_found(built: Built) -> None:
+    """Inserting a row in the middle (renumbering the rest) is found where it starts."""
+    columns = "time, service, action, actor_id, outcome, request_id, trace_id, body, commits, salts"
+    built.sql({
+        "sqlite": [
+            "UPDATE events SET seq = -seq - 1 WHERE seq >= 500",
+            "UPDATE events SET seq = -seq WHERE seq < 0",
+            f"INSERT INTO events (seq, id, {columns}) SELECT 500, randomblob(16), {columns}"
+            " FROM events WHERE seq = 499",
+        ],
+        "postgres": [
+            "UPDATE events SET seq = -seq - 1 WHERE seq >= 500",
+            "UPDATE events SET seq = -seq WHERE seq < 0",
+            "UPDATE event_keys SET seq = -seq - 1 WHERE seq >= 500",
+            "UPDATE event_keys SET seq = -seq WHERE seq < 0",
+            f"INSERT INTO events (seq, id, {columns}, tsv) SELECT 500, gen_random_uuid()::text"
+            f"::bytea, {columns}, tsv FROM events WHERE seq = 499",
+            "INSERT INTO event_keys (seq, id, time) SELECT seq, id, time FROM events"
+            " WHERE seq = 500 AND id NOT IN (SELECT id FROM event_keys)",
+        ],
+    })  # fmt: skip
+    built.verify_fails_at(500, "seq 500")
+
+
+def test_reordered_events_are_found(built: Built) -> None:
+    """Swapping two events' contents names the first of them."""
+    built.sql({
+        "sqlite": [
+            "UPDATE events SET seq = -1 WHERE seq = 100",
+            "UPDATE events SET seq = 100 WHERE seq = 101",
+            "UPDATE events SET seq = 101 WHERE seq = -1",
+        ],
+        "postgres": [
+            "UPDATE events e SET body = o.body, commits = o.commits, salts = o.salts"
+            " FROM events o WHERE (e.seq, o.seq) IN ((100, 101), (101, 100))"
+        ],
+    })  # fmt: skip
+    built.verify_fails_at(100, "seq 100")
+
+
+def test_changed_tile_is_found(built: Built) -> None:
+    """Editing a stored leaf hash in a tile names the leaf it belongs to."""
+    built.sql({
+        "sqlite": ["UPDATE tiles SET hashes ="
+                   " CAST(substr(hashes, 1, 160) || zeroblob(32) || substr(hashes, 193) AS BLOB)"
+                   " WHERE level = 0 AND idx = 1 AND width = 256"],
+        "postgres": ["UPDATE tiles SET hashes = overlay(hashes placing"
+                     " decode(repeat('00', 32), 'hex') from 161 for 32)"
+                     " WHERE level = 0 AND idx = 1 AND width = 256"],
+    })  # fmt: skip
+    built.verify_fails_at(256 + 5, "seq 261")
+
+
+def test_forged_checkpoint_is_found(built: Built) -> None:
+    """A checkpoint note whose text was changed no longer carries a valid signature."""
+    built.sql({
+        "sqlite": ["UPDATE checkpoints SET note = replace(note, char(10) || '600' || char(10),"
+                   " char(10) || '601' || char(10)) WHERE size = 600"],
+        "postgres": ["UPDATE checkpoints SET note = replace(note, E'\\n600\\n', E'\\n601\\n')"
+                     " WHERE size = 600"],
+    })  # fmt: skip
+    with pytest.raises(IntegrityError, match="checkpoint at size 600"):
+        verify_store(built.spec, built.verifier, workers=1)
+
+
+def test_checkpoint_from_another_key_is_refused(built: Built) -> None:
+    """Verifying against a different log's key fails on the first checkpoint."""
+    other = Verifier.from_vkey(Signer.generate(name="test.example/log").vkey)
+    with pytest.raises(IntegrityError, match="checkpoint at size 200"):
+        verify_store(built.spec, other, workers=1)
+
+
+def test_tamper_found_by_parallel_workers_names_the_seq(built: Built) -> None:
+    """With worker processes, the error and its seq still reach the caller."""
+    edit = "UPDATE events SET body = replace(body, 'payments', 'paymentz') WHERE seq = 901"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    with pytest.raises(IntegrityError, match="seq 901") as info:
+        verify_store(built.spec, built.verifier, workers=2)
+    assert info.value.seq == 901
+
+
+def test_deleted_unsigned_tail_is_found_through_the_tiles(backend: str) -> None:
+    """Rows deleted after the last checkpoint are still missed by a full tile that recorded them."""
+    with backend_log(backend) as tlog:
+        tlog.submit([make_event() for _ in range(100)])
+        tlog.checkpoint()
+        tlog.submit([make_event() for _ in range(200)])  # completes tile 0/0, no checkpoint
+        built = Built(backend, tlog.spec, tlog.datadir.verifier())
+        tlog.store.close()
+        tlog.log.close()
+        built.sql({
+            "sqlite": ["DELETE FROM events WHERE seq >= 200"],
+            "postgres": ["DELETE FROM events WHERE seq >= 200",
+                         "DELETE FROM event_keys WHERE seq >= 200"],
+        })  # fmt: skip
+        built.verify_fails_at(200, "seq 200 is missing")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
