@@ -78,3 +78,10 @@ def test_postgres_sql_binds_every_placeholder(text: str) -> None:
     converted = pg_sql(plan.where)
     assert converted.count("%s") == len(plan.params)
     assert "%" not in converted.replace("%s", "")
+
+
+@given(text=st.text())
+def test_no_word_holds_a_quote_or_backslash(text: str) -> None:
+    """tsvector_literal relies on this to skip escaping: any text, any script."""
+    assert not any("'" in w or "\\" in w or " " in w for w in words(text))
+    assert tsvector_literal(text).count("'") == 2 * len(words(text))
