@@ -120,3 +120,13 @@ def test_field_keys_of_a_rolled_back_batch_are_not_reused(tmp_path: Path) -> Non
     ).fetchall()
     assert seqs == [(2,)]
     store.close()
+
+
+def test_an_old_sqlite_is_refused_with_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python whose SQLite lacks what the queries use is refused up front, not mid-query."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(StoreError, match=r"needs SQLite 3\.38 or newer; this Python uses SQLite 3\.31"):
+        SQLiteStore.open(tmp_path / "glasslog.db", create=True)

@@ -148,6 +148,11 @@ def _wrap(exc: sqlite3.Error, doing: str) -> StoreError:
     return StoreError(f"{doing}: {text}")
 
 
+MIN_SQLITE = (3, 38)
+"""The oldest SQLite with everything the store and queries use: JSON functions built in
+and the ``->`` operator (3.38), ``NULLS FIRST`` (3.30), FTS5 and row values."""
+
+
 class SQLiteStore:
     """A glasslog store in one SQLite file. Create with :meth:`open`."""
 
@@ -170,6 +175,12 @@ class SQLiteStore:
         ``readonly`` connections are for verification and reads running beside a
         writer; WAL lets them see a consistent snapshot without blocking it.
         """
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(
+                f"glasslog needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python "
+                f"uses SQLite {sqlite3.sqlite_version}: use a Python built with a newer SQLite "
+                "(python.org and pyenv builds are), or the PostgreSQL store"
+            )
         if not create and not path.exists():
             raise StoreError(f"no glasslog store at {path}; run `glasslog init` first")
         try:
