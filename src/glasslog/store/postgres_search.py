@@ -8,8 +8,9 @@ what differs from SQLite:
 * **Snapshots.** Every call is one ``REPEATABLE READ, READ ONLY`` transaction, so
   an answer made of several statements (rollups plus the exact edge hours; a
   count and its estimate) sees one state of the log while writers go on.
-* **Time budget.** ``statement_timeout`` set for that transaction; the server
-  cancels the statement, which surfaces as the same QueryError as on SQLite.
+* **Time budget.** ``statement_timeout`` set for that transaction, and lowered
+  before each later statement of the call to what is left of the budget; the
+  server cancels the statement, which surfaces as the same QueryError as on SQLite.
 * **Field index.** ``fields`` holds jsonb values, so ``metadata.rows:3`` matches
   the string ``"3"`` and the number ``3`` through two index ranges, merged
   newest-first (``UNION ALL`` under ``ORDER BY``) and joined to ``events`` on the
@@ -22,6 +23,8 @@ what differs from SQLite:
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -53,17 +56,16 @@ class PostgresSearch(Search):
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], *, timeout: float = 5.0) -> None:
         super().__init__(timeout=timeout)
         self._conn = conn
+        self._deadline = 0.0
+        self._limit_ms = 0
 
     @contextmanager
     def _budget(self) -> Iterator[None]:
-        # statement_timeout 0 would mean "no limit": never ask for less than 1 ms.
-        budget_ms = max(1, round(self.timeout * 1000))
+        self._deadline = time.monotonic() + self.timeout
         try:
             with self._conn.transaction():
                 self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                self._conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true)", (str(budget_ms),)
-                )
+                self._statement_timeout(self.timeout)
                 yield
         except pgerrors.QueryCanceled:
             raise timeout_error(self.timeout) from None
@@ -72,7 +74,21 @@ class PostgresSearch(Search):
             text = (diag.message_primary if diag is not None else None) or type(exc).__name__
             raise QueryError(f"the database could not run this query: {text}") from None
 
+    def _statement_timeout(self, seconds: float) -> None:
+        # 0 would mean "no limit" to PostgreSQL: never ask for less than 1 ms.
+        self._limit_ms = max(1, math.ceil(seconds * 1000))
+        self._conn.execute(
+            "SELECT set_config('statement_timeout', %s, true)", (str(self._limit_ms),)
+        )
+
     def _all(self, sql: str, params: list[object]) -> list[Any]:
+        # The budget is per call, and a call may run several statements: each one
+        # gets only what its predecessors left.
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise timeout_error(self.timeout)
+        if remaining * 1000 < self._limit_ms - 50:
+            self._statement_timeout(remaining)
         return self._conn.execute(pg_sql(sql), params).fetchall()
 
     def _serial(self) -> None:
