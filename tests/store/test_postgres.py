@@ -148,6 +148,10 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
         version = conn.execute(
             "SELECT value FROM glasslog.meta WHERE key = 'schema_version'"
         ).fetchone()
+        analysed = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = 'glasslog'"
+            " AND tablename = 'events' AND attname = 'request_id'"
+        ).fetchone()
         # The prefix range of a wildcard can now be served by the (service, time) index.
         conn.execute("SET enable_seqscan = off")
         plan = conn.execute(
@@ -156,6 +160,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
         ).fetchall()
     assert sorted(c for _, c in collations) == ["C"] * 4
     assert version == (str(SCHEMA_VERSION),)
+    assert analysed == (1,)  # statistics exist after the type change (or lookups scan)
     assert any("events_service_time" in line or "service_time" in line for (line,) in plan)
 
 

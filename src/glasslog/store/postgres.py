@@ -211,7 +211,9 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
 # wildcards compare prefixes by code point (``service:pay*`` is a range on the
 # column); under a linguistic collation an index cannot serve that range, and its
 # order would depend on the server's locale. Equality is unchanged. Only the
-# indexes are rebuilt; rows are not rewritten.
+# indexes are rebuilt; rows are not rewritten. Changing a column's type drops its
+# planner statistics, and without them PostgreSQL walks the whole time index for a
+# request-id lookup: ANALYZE puts them back in the same transaction.
 _COLLATE_C = """
 ALTER TABLE events
     ALTER COLUMN service TYPE text COLLATE "C",
@@ -220,6 +222,7 @@ ALTER TABLE events
     ALTER COLUMN outcome TYPE text COLLATE "C",
     ALTER COLUMN request_id TYPE text COLLATE "C",
     ALTER COLUMN trace_id TYPE text COLLATE "C";
+ANALYZE events;
 """
 
 _MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _SCHEMA_V1), (2, _COLLATE_C))
