@@ -137,6 +137,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
     upgraded = PostgresStore.open(database, create=True)
     assert upgraded.size() == 5
     assert _stored_root(upgraded) == root
+    _sequencer(upgraded).commit(_prepared(1, time="2030-06-01T00:00:00Z"))  # a new partition
     upgraded.close()
     with _admin(database) as conn:
         collations = conn.execute(
@@ -148,6 +149,13 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
         version = conn.execute(
             "SELECT value FROM glasslog.meta WHERE key = 'schema_version'"
         ).fetchone()
+        options = dict(
+            conn.execute(
+                "SELECT c.relname, c.reloptions FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'glasslog.events'::regclass"
+            ).fetchall()
+        )
         analysed = conn.execute(
             "SELECT count(*) FROM pg_stats WHERE schemaname = 'glasslog'"
             " AND tablename = 'events' AND attname = 'request_id'"
@@ -159,6 +167,12 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
             " AND service COLLATE \"C\" < 'paz'"
         ).fetchall()
     assert sorted(c for _, c in collations) == ["C"] * 4
+    # Migration 3: the old partitions and the new one are vacuumed every 50,000 inserts.
+    assert set(options) >= {"events_2026_11", "events_2030_06", "events_2030_07"}
+    assert all(
+        opts is not None and "autovacuum_vacuum_insert_threshold=50000" in opts
+        for opts in options.values()
+    )
     assert version == (str(SCHEMA_VERSION),)
     assert analysed == (1,)  # statistics exist after the type change (or lookups scan)
     assert any("events_service_time" in line or "service_time" in line for (line,) in plan)

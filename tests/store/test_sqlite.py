@@ -128,5 +128,7 @@ def test_an_old_sqlite_is_refused_with_advice(
     """A Python whose SQLite lacks what the queries use is refused up front, not mid-query."""
     monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
-    with pytest.raises(StoreError, match=r"needs SQLite 3\.38 or newer; this Python uses SQLite 3\.31"):
+    with pytest.raises(
+        StoreError, match=r"needs SQLite 3\.38 or newer; this Python uses SQLite 3\.31"
+    ):
         SQLiteStore.open(tmp_path / "glasslog.db", create=True)

@@ -74,6 +74,49 @@ _EVENTS_PAGE = 2_000
 
 _APPEND_ONLY = ("events", "event_keys", "tiles", "checkpoints", "fields", "field_keys")
 
+_ENSURE_MONTH = """%(create)s FUNCTION ensure_month(y integer, m integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+DECLARE
+    first timestamptz;
+    part  text;
+BEGIN
+    IF y NOT BETWEEN 1 AND 9999 OR m NOT BETWEEN 1 AND 12 THEN
+        RAISE EXCEPTION 'glasslog: no partition for month %-%', y, m;
+    END IF;
+    part := format('events_%s_%s', lpad(y::text, 4, '0'), lpad(m::text, 2, '0'));
+    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(%(partition_lock)s);
+    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    first := make_timestamptz(y, m, 1, 0, 0, 0, 'UTC');
+    EXECUTE format(
+        'CREATE TABLE glasslog.%I PARTITION OF glasslog.events FOR VALUES FROM (%s) TO (%s)',
+        part,
+        (extract(epoch FROM first) * 1000000)::bigint,
+        (extract(epoch FROM first + interval '1 month') * 1000000)::bigint
+    );
+    EXECUTE format(
+        'CREATE TRIGGER no_truncate BEFORE TRUNCATE ON glasslog.%I'
+        ' FOR EACH STATEMENT EXECUTE FUNCTION glasslog.refuse_change(%L)',
+        part, 'events'
+    );%(extra)s
+END
+$f$;"""
+
+
+def _ensure_month(create: str, extra: str) -> str:
+    """The partition function's SQL: ``create`` is CREATE or CREATE OR REPLACE; ``extra``
+    runs after a new partition is made. One text, so migrations differ only in ``extra``."""
+    return (
+        _ENSURE_MONTH.replace("%(create)s", create)
+        .replace("%(extra)s", extra)
+        .replace("%(partition_lock)s", str(_PARTITION_LOCK_KEY))
+    )
+
+
 # Migration 1: the whole schema as of glasslog 0.1. Later migrations are appended to
 # _MIGRATIONS and never edited, so every store reaches the same schema by the same steps.
 _SCHEMA_V1 = (
@@ -161,39 +204,9 @@ $f$;
 -- with the schema owner's rights, so the application role needs no DDL privilege.
 -- Row triggers are cloned onto new partitions by PostgreSQL; statement (TRUNCATE)
 -- triggers are not, so each partition gets its own.
-CREATE FUNCTION ensure_month(y integer, m integer) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
-DECLARE
-    first timestamptz;
-    part  text;
-BEGIN
-    IF y NOT BETWEEN 1 AND 9999 OR m NOT BETWEEN 1 AND 12 THEN
-        RAISE EXCEPTION 'glasslog: no partition for month %-%', y, m;
-    END IF;
-    part := format('events_%s_%s', lpad(y::text, 4, '0'), lpad(m::text, 2, '0'));
-    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    PERFORM pg_advisory_xact_lock(%(partition_lock)s);
-    IF to_regclass(format('glasslog.%I', part)) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    first := make_timestamptz(y, m, 1, 0, 0, 0, 'UTC');
-    EXECUTE format(
-        'CREATE TABLE glasslog.%I PARTITION OF glasslog.events FOR VALUES FROM (%s) TO (%s)',
-        part,
-        (extract(epoch FROM first) * 1000000)::bigint,
-        (extract(epoch FROM first + interval '1 month') * 1000000)::bigint
-    );
-    EXECUTE format(
-        'CREATE TRIGGER no_truncate BEFORE TRUNCATE ON glasslog.%I'
-        ' FOR EACH STATEMENT EXECUTE FUNCTION glasslog.refuse_change(%L)',
-        part, 'events'
-    );
-END
-$f$;
+%(ensure_month_v1)s
 REVOKE ALL ON FUNCTION ensure_month(integer, integer) FROM PUBLIC;
-""".replace("%(partition_lock)s", str(_PARTITION_LOCK_KEY))
+""".replace("%(ensure_month_v1)s", _ensure_month("CREATE", ""))
     + "".join(
         f"""
 CREATE TRIGGER no_update BEFORE UPDATE ON {table}
@@ -225,7 +238,39 @@ ALTER TABLE events
 ANALYZE events;
 """
 
-_MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _SCHEMA_V1), (2, _COLLATE_C))
+# Migration 3: autovacuum each partition every 50,000 inserted rows (the default is
+# 20% of the partition, millions of rows in a busy month). Vacuum is what marks pages
+# all-visible, and an index-only scan (a histogram over the last day counting the
+# time index) must visit every page not so marked: on 333,000 fresh events that is
+# 280 ms instead of 50 ms. Vacuuming insert-only pages is cheap; the rest are skipped.
+_VACUUM_INSERTS = (
+    "autovacuum_vacuum_insert_threshold = 50000, autovacuum_vacuum_insert_scale_factor = 0"
+)
+_FRESH_VISIBILITY = (
+    _ensure_month(  # noqa: S608 - fixed text: nothing from outside reaches this SQL
+        "CREATE OR REPLACE",
+        """
+    EXECUTE format('ALTER TABLE glasslog.%I SET (%(vacuum)s)', part);""",
+    )
+    + """
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT inhrelid::regclass FROM pg_inherits
+                WHERE inhparent = 'glasslog.events'::regclass LOOP
+        EXECUTE format('ALTER TABLE %s SET (%(vacuum)s)', part);
+    END LOOP;
+END
+$$;
+"""
+).replace("%(vacuum)s", _VACUUM_INSERTS)
+
+_MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _SCHEMA_V1),
+    (2, _COLLATE_C),
+    (3, _FRESH_VISIBILITY),
+)
 """``(version, SQL)`` in order; ``create`` applies those above the stored version."""
 
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
@@ -662,15 +707,18 @@ class PostgresStore:
         ]
 
     def optimize(self) -> None:
-        """Refresh the planner's statistics (ANALYZE).
+        """Refresh the planner's statistics and the visibility map (VACUUM ANALYZE).
 
         Autovacuum analyses each partition but never the partitioned ``events``
-        parent, whose statistics the planner uses for queries across months. Only
-        the tables' owner may analyse them; for other roles PostgreSQL skips them
-        with a warning, so run this as the owner (or from a scheduled job).
+        parent, whose statistics the planner uses for queries across months; and
+        after a bulk load the newest pages are not yet marked all-visible, which
+        makes index-only scans (counts, histograms) read the table as well. Only
+        the tables' owner may vacuum and analyse them; for other roles PostgreSQL
+        skips them with a warning, so run this as the owner (or from a scheduled
+        job). Vacuum never removes anything here: nothing is ever deleted.
         """
         try:
-            self._conn.execute("ANALYZE events, event_keys, fields, rollups, seq_blocks")
+            self._conn.execute("VACUUM (ANALYZE) events, event_keys, fields, rollups, seq_blocks")
         except psycopg.Error as exc:
             raise _wrap(exc, "refreshing query statistics") from exc
 

@@ -231,11 +231,13 @@ class Search(ABC):
             span = max(high - low, 1)
             size = next((b for b in BUCKETS_US if span / b <= MAX_BUCKETS), BUCKETS_US[-1])
             start = low - low % size
+            # No ORDER BY: sorting ≤ 100 groups here lets PostgreSQL hash the groups
+            # instead of sorting every matching row by bucket (a third of the time).
             sql = (
                 f"SELECT (e.time - ?) / ? AS b, count(*) FROM events e WHERE {plan.where}"
-                " AND e.time >= ? AND e.time < ? GROUP BY b ORDER BY b"
+                " AND e.time >= ? AND e.time < ? GROUP BY b"
             )
-            rows = self._all(sql, [start, size, *plan.params, low, high])
+            rows = sorted(self._all(sql, [start, size, *plan.params, low, high]))
             return size, start, [(start + int(b) * size, int(n)) for b, n in rows]
 
     def trace(self, ident: str, *, limit: int) -> list[Row]:
