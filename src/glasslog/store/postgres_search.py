@@ -52,6 +52,7 @@ class PostgresSearch(Search):
     """Executes compiled queries on one PostgreSQL connection (autocommit mode)."""
 
     dialect = POSTGRES
+    time_bound_in_keyset = True
 
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], *, timeout: float = 5.0) -> None:
         super().__init__(timeout=timeout)

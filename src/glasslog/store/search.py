@@ -93,15 +93,24 @@ class Search(ABC):
                 return self._by_text(plan, plan.driver, limit, ascending, after)
             return self._plain(plan, limit, ascending, after)
 
-    @staticmethod
-    def _keyset(column: str, ascending: bool, after: tuple[int, int]) -> tuple[str, list[object]]:
-        """``(time, seq)`` past ``after``; the lone time bound lets an index range start there."""
+    time_bound_in_keyset = False
+    """Whether to repeat the keyset's time as a plain bound (see :meth:`_keyset`)."""
+
+    def _keyset(
+        self, column: str, ascending: bool, after: tuple[int, int]
+    ) -> tuple[str, list[object]]:
+        """``(time, seq)`` past ``after``.
+
+        PostgreSQL can start an index range only at a plain bound, so it also gets
+        ``time <= t``; given that bound SQLite prefers the time index over
+        ``(service, time)`` and a page 50 deep takes 6 ms instead of 0.5 ms.
+        """
         op = ">" if ascending else "<"
         time_us, seq = after
-        return (
-            f" AND {column}.time {op}= ? AND ({column}.time, {column}.seq) {op} (?, ?)",
-            [time_us, time_us, seq],
-        )
+        row = f" AND ({column}.time, {column}.seq) {op} (?, ?)"
+        if not self.time_bound_in_keyset:
+            return row, [time_us, seq]
+        return f" AND {column}.time {op}= ?{row}", [time_us, time_us, seq]
 
     def _plain(
         self, plan: Compiled, limit: int, ascending: bool, after: tuple[int, int] | None
