@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +24,8 @@ from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
 from glasslog.ledger import merkle
 from glasslog.ledger.note import Signer, Verifier, verify_checkpoint
 from glasslog.ledger.tiles import TILE_WIDTH
+from glasslog.query.language import parse
+from glasslog.query.plan import POSTGRES, compile_query
 from glasslog.store import postgres
 from glasslog.store.base import EventRow, leaf_of, restore_tree
 from glasslog.store.postgres import (
@@ -32,6 +35,7 @@ from glasslog.store.postgres import (
     PostgresStore,
     describe_dsn,
 )
+from glasslog.store.postgres_search import PostgresSearch
 from tests.conftest import admin_dsn, make_event
 
 ORIGIN = "test.example/pg"
@@ -353,6 +357,14 @@ def test_a_member_of_the_app_role_can_run_the_pipeline(
         sequencer.commit(_prepared(5, time="2030-03-01T00:00:00Z", metadata={"tags": ["a", "a"]}))
         sequencer.checkpoint()
         assert app.size() == 5
+        # ...and queries: every kind of statement the executor emits, with its grants.
+        search = PostgresSearch(app.connection)
+        for query in ["metadata.tags:a", "service:pay*", "payments", "after:2030-01-01"]:
+            plan = compile_query(parse(query, now=datetime.now(UTC)), dialect=POSTGRES)
+            assert len(search.search(plan, limit=10, ascending=False, after=None)) == 5
+            assert search.count(plan, cap=100) == (5, True)
+            assert sum(n for _, n in search.count_by(plan, "metadata.tags", top=3)) == 5
+            assert sum(n for _, n in search.histogram(plan)[2]) == 5
         with pytest.raises(StoreError, match="permission denied"):
             PostgresStore.open(login_role, create=True)
     finally:
