@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from glasslog.errors import StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import EventRow
 from glasslog.store.sqlite import SQLiteStore
-from glasslog.testing import TemporaryLog
-from tests.conftest import MakeEvent
+from glasslog.testing import TemporaryLog, temporary_log
+from glasslog.verify import verify_store
+from tests.conftest import MakeEvent, make_event
 
 
 @pytest.mark.parametrize(
@@ -132,3 +134,59 @@ def test_an_old_sqlite_is_refused_with_advice(
         StoreError, match=r"needs SQLite 3\.38 or newer; this Python uses SQLite 3\.31"
     ):
         SQLiteStore.open(tmp_path / "glasslog.db", create=True)
+
+
+def test_a_version_1_store_is_refused_then_upgraded_by_init(tmp_path: Path) -> None:
+    """Version 1's field index turned "3.0" into 3; init rebuilds it from the events.
+
+    The old store is made the way glasslog 1 made it: the index column declared ANY
+    (numeric affinity) and the version row at 1.
+    """
+    events = [
+        make_event(metadata={"v": "3.0", "tags": ["3", "x"]}),
+        make_event(metadata={"v": 3}),
+        make_event(metadata={"other": True}),
+    ]
+    with temporary_log() as tlog:
+        assert all(r.ok for r in tlog.submit(events))
+        tlog.checkpoint()
+        spec, verifier = tlog.spec, tlog.datadir.verifier()
+        tlog.store.close()
+        tlog.log.close()
+        old = tmp_path / "glasslog.db"
+        shutil.copy(spec, old)
+    conn = sqlite3.connect(old, isolation_level=None)
+    rows = conn.execute("SELECT key, value, time, seq FROM fields").fetchall()
+    conn.executescript(
+        "DROP TRIGGER fields_no_update; DROP TRIGGER fields_no_delete; DROP TABLE fields;"
+        "CREATE TABLE fields (key INTEGER NOT NULL, value ANY NOT NULL, time INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, PRIMARY KEY (key, value, time, seq)) WITHOUT ROWID;"
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    conn.executemany("INSERT OR IGNORE INTO fields VALUES (?, ?, ?, ?)", rows)
+    assert conn.execute("SELECT count(*) FROM fields WHERE typeof(value) = 'text'").fetchone() == (
+        2,  # "x" and "true": "3.0" and "3" became numbers, the bug being fixed
+    )
+    conn.close()
+
+    with pytest.raises(StoreError, match=r"expected 2, found 1; run `glasslog init` again"):
+        SQLiteStore.open(old)
+    SQLiteStore.open(old, create=True).close()
+    store = SQLiteStore.open(old)
+    try:
+        kept = store.connection.execute(
+            "SELECT k.path, f.value, typeof(f.value), f.seq FROM fields f"
+            " JOIN field_keys k ON k.id = f.key ORDER BY f.seq, k.path, f.value"
+        ).fetchall()
+        assert kept == [
+            ("metadata.tags", "3", "text", 0),
+            ("metadata.tags", "x", "text", 0),
+            ("metadata.v", "3.0", "text", 0),
+            ("metadata.v", 3, "integer", 1),
+            ("metadata.other", "true", "text", 2),
+        ]
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            store.connection.execute("DELETE FROM fields")
+    finally:
+        store.close()
+    assert verify_store(old, verifier, workers=1).events == 3

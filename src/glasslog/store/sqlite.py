@@ -12,6 +12,7 @@ commit) and an acknowledged event survives a crash or power loss.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -31,7 +32,8 @@ from glasslog.store.base import (
     tile_not_stored,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``)."""
 
 _APPEND_ONLY = ("events", "tiles", "checkpoints", "fields")
 
@@ -39,7 +41,31 @@ FIELD_VALUE_MAX = 256
 """Metadata strings longer than this are not put in the field index (queries scan for them)."""
 
 
-_SCHEMA = """
+_FIELDS = """
+CREATE TABLE IF NOT EXISTS fields (
+    key   INTEGER NOT NULL,
+    value NOT NULL,  -- no declared type, so no affinity: the string '3' stays a string
+    time  INTEGER NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (key, value, time, seq)
+) WITHOUT ROWID;"""
+
+
+def _append_only_triggers(table: str) -> list[str]:
+    """The statements creating triggers that refuse UPDATE and DELETE on ``table``."""
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, 'glasslog: {table} are append-only; {op} refused'); END"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+def _append_only(table: str) -> str:
+    return "".join(f"\n{statement};\n" for statement in _append_only_triggers(table))
+
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -78,13 +104,7 @@ CREATE TABLE IF NOT EXISTS field_keys (
     id   INTEGER PRIMARY KEY,
     path TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS fields (
-    key   INTEGER NOT NULL,
-    value NOT NULL,  -- no declared type, so no affinity: the string '3' stays a string
-    time  INTEGER NOT NULL,
-    seq   INTEGER NOT NULL,
-    PRIMARY KEY (key, value, time, seq)
-) WITHOUT ROWID;
+%(fields)s
 
 -- Derived: event counts per hour for the ROLLUP_DIMS columns (aggregations).
 CREATE TABLE IF NOT EXISTS rollups (
@@ -116,14 +136,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size      INTEGER PRIMARY KEY,
     note      TEXT NOT NULL
 );
-""" + "".join(
-    f"""
-CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
-BEGIN SELECT RAISE(ABORT, 'glasslog: {table} are append-only; UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
-BEGIN SELECT RAISE(ABORT, 'glasslog: {table} are append-only; DELETE refused'); END;
-"""
-    for table in _APPEND_ONLY
+""".replace("%(fields)s", _FIELDS)
+    + "".join(_append_only(table) for table in _APPEND_ONLY)
 )
 
 _INSERT_EVENT = (
@@ -207,6 +221,9 @@ class SQLiteStore:
         return store
 
     def _create(self) -> None:
+        found = self._stored_version()
+        if found is not None and found > SCHEMA_VERSION:
+            raise StoreError(self._version_problem(found))
         # executescript runs its own statements; BEGIN/COMMIT inside the script keeps
         # the schema atomic. Every statement is idempotent, so a crash before the
         # version row is written is repaired by running init again.
@@ -216,14 +233,72 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+        if found == 1:
+            self._migrate_to_2()
+
+    def _migrate_to_2(self) -> None:
+        """Rebuild the field index from the events, keeping each value's JSON type.
+
+        Version 1 declared ``fields.value`` as ``ANY``, which outside STRICT tables is
+        numeric affinity: the string ``"3.0"`` was stored as the number 3, so it
+        matched ``metadata.x:3``. The converted rows cannot be told apart, so the
+        index — derived data, never part of a leaf — is dropped and recomputed from
+        the stored bodies in one transaction (about 3 minutes per 10M events).
+        """
+        # Imported here: the store does not otherwise depend on the ingest pipeline.
+        from glasslog.ingest.pipeline import _field_values  # noqa: PLC0415
+
+        conn = self._conn
+        insert = "INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)"
+        try:
+            with self._transaction():
+                conn.execute("DROP TRIGGER IF EXISTS fields_no_update")
+                conn.execute("DROP TRIGGER IF EXISTS fields_no_delete")
+                conn.execute("DROP TABLE fields")
+                for statement in (_FIELDS, *_append_only_triggers("fields")):
+                    conn.execute(statement)
+                rows: list[tuple[int, object, int, int]] = []
+                events = conn.execute("SELECT seq, time, body FROM events ORDER BY seq")
+                for seq, time_us, body in events:
+                    metadata = json.loads(body).get("metadata")
+                    if metadata:
+                        for path, value in _field_values(metadata):
+                            rows.append((self._field_key(path), value, time_us, seq))
+                    if len(rows) >= 10_000:
+                        conn.executemany(insert, rows)
+                        rows.clear()
+                conn.executemany(insert, rows)
+                conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        except BaseException:
+            self._field_keys.clear()  # ids created in the rolled-back transaction
+            raise
+
+    def _stored_version(self) -> int | None:
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if exists is None:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _version_problem(self, found: int) -> str:
+        advice = (
+            "upgrade glasslog to a version that knows it"
+            if found > SCHEMA_VERSION
+            else "run `glasslog init` again (same --data) to upgrade it"
+        )
+        return (
+            f"unsupported store schema version in {self.path}: expected {SCHEMA_VERSION}, "
+            f"found {found}; {advice}"
+        )
 
     def _check_version(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None or int(row[0]) != SCHEMA_VERSION:
-            found = "none" if row is None else row[0]
-            raise StoreError(
-                f"unsupported store schema version: expected {SCHEMA_VERSION}, found {found}"
-            )
+        found = self._stored_version()
+        if found is None:
+            raise StoreError(f"no glasslog store in {self.path}; run `glasslog init` first")
+        if found != SCHEMA_VERSION:
+            raise StoreError(self._version_problem(found))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
