@@ -272,7 +272,9 @@ def test_count_and_count_by_match_the_reference(
 ) -> None:
     """count and count by agree with the reference, through rollups and raw scans alike."""
     tlog, stored = loaded
-    for query in ["", "after:-12h", "after:-10h30m before:-2h", "service:auth", "alpha"]:
+    for query in ["", "after:-12h", "after:-10h30m before:-2h", "service:auth", "alpha",
+                  "metadata.table:cards", "metadata.tags:alpha after:-12h", "metadata.rows:3",
+                  "metadata.table:cards service:auth -alpha"]:  # fmt: skip
         try:
             want = expected(stored, query)
         except QueryError:
@@ -291,9 +293,10 @@ def test_count_past_the_cap_is_an_estimate(
 ) -> None:
     """Past the cap the count is marked as an estimate."""
     tlog, _ = loaded
-    result = tlog.log.count("service:auth", now=NOW, cap=10)
-    assert not result.exact
-    assert result.count >= 10
+    for query in ["service:auth", "metadata.table:cards", "metadata.table:cards -alpha"]:
+        result = tlog.log.count(query, now=NOW, cap=10)
+        assert not result.exact
+        assert result.count >= 10
 
 
 def test_histogram_buckets_add_up(loaded: tuple[TemporaryLog, list[dict[str, Any]]]) -> None:
@@ -303,6 +306,9 @@ def test_histogram_buckets_add_up(loaded: tuple[TemporaryLog, list[dict[str, Any
     assert sum(n for _, n in result.buckets) == len(expected(stored, "after:-24h"))
     assert len(result.buckets) <= 100
     assert result.bucket_seconds == 900
+    for query in ["metadata.table:cards", "metadata.tags:alpha -service:auth", "metadata.rows:3"]:
+        result = tlog.log.histogram(query, now=NOW)
+        assert sum(n for _, n in result.buckets) == len(expected(stored, query)) > 0
 
 
 def test_trace_is_a_timeline_of_one_request(

@@ -75,6 +75,9 @@ class PostgresSearch(Search):
             text = (diag.message_primary if diag is not None else None) or type(exc).__name__
             raise QueryError(f"the database could not run this query: {text}") from None
 
+    def _field_values(self, values: tuple[object, ...]) -> tuple[str, list[object]]:
+        return ", ".join(["?::jsonb"] * len(values)), [json.dumps(v) for v in values]
+
     def _statement_timeout(self, seconds: float) -> None:
         # 0 would mean "no limit" to PostgreSQL: never ask for less than 1 ms.
         self._limit_ms = max(1, math.ceil(seconds * 1000))

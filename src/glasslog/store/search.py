@@ -128,24 +128,60 @@ class Search(ABC):
         return self._all(sql, [*params, limit])
 
     # -- aggregations ----------------------------------------------------------------
+    field_join = "JOIN"
+    """How the field index joins to events (SQLite pins the loop order with CROSS JOIN)."""
+
+    def _field_values(self, values: tuple[object, ...]) -> tuple[str, list[object]]:
+        """Placeholders and parameters for ``fields.value IN (…)``."""
+        return ", ".join("?" * len(values)), list(values)
+
+    def _matches(self, plan: Compiled) -> tuple[str, list[object]]:
+        """A statement listing ``(seq, time)`` of every match, once each.
+
+        With a metadata equality in the query it reads the field index — all of it
+        when that is the whole query (an index-only count), joined to the events
+        otherwise — instead of testing every event's JSON.
+        """
+        driver = plan.driver
+        if not isinstance(driver, FieldDriver):
+            return f"SELECT e.seq AS seq, e.time AS time FROM events e WHERE {plan.where}", list(
+                plan.params
+            )
+        marks, values = self._field_values(driver.values)
+        where = f"f.key = (SELECT id FROM field_keys WHERE path = ?) AND f.value IN ({marks})"
+        params: list[object] = [driver.path, *values]
+        if plan.time_low is not None:
+            where += " AND f.time >= ?"
+            params.append(plan.time_low)
+        if plan.time_high is not None:
+            where += " AND f.time < ?"
+            params.append(plan.time_high)
+        source = "fields f"
+        if plan.rest != self.dialect.true:
+            source += f" {self.field_join} events e ON e.seq = f.seq AND e.time = f.time"
+            where += f" AND ({plan.rest})"
+            params += plan.rest_params
+        # An event is indexed once per value, so only two values ("3" and 3, both in
+        # one array) can list it twice.
+        distinct = "DISTINCT " if len(driver.values) > 1 else ""
+        return f"SELECT {distinct}f.seq AS seq, f.time AS time FROM {source} WHERE {where}", params
+
     def count(self, plan: Compiled, *, cap: int) -> tuple[int, bool]:
         """(count, exact). Past ``cap`` matches the count is estimated from the time spread."""
         with self._budget():
             if plan.time_only:
                 return self._rollup_total(plan), True
-            (n,) = self._all(
-                f"SELECT count(*) FROM (SELECT 1 FROM events e WHERE {plan.where} LIMIT ?) s",
-                [*plan.params, cap + 1],
-            )[0]
+            matches, params = self._matches(plan)
+            (n,) = self._all(f"SELECT count(*) FROM ({matches} LIMIT ?) s", [*params, cap + 1])[0]
             if n <= cap:
                 return int(n), True
             # More than `cap`: the cap-th newest match is at time t_cap; assume matches
             # are spread evenly over the queried window and scale up.
             sql = (
-                f"SELECT e.time FROM events e WHERE {plan.where}"
-                " ORDER BY e.time DESC, e.seq DESC LIMIT 1 OFFSET ?"
+                f"SELECT m.time FROM ({matches}) m"
+                " ORDER BY m.time DESC, m.seq DESC LIMIT 1 OFFSET ?"
             )
-            t_cap = int(self._all(sql, [*plan.params, cap - 1])[0][0])
+            t_cap = int(self._all(sql, [*params, cap - 1])[0][0])
             low, high = self._window(plan)
             if high <= t_cap or low >= high:
                 return cap, False
@@ -226,11 +262,16 @@ class Search(ABC):
     def histogram(self, plan: Compiled) -> tuple[int, int, list[tuple[int, int]]]:
         """(bucket size µs, first bucket start µs, [(bucket start, count)]) over the window."""
         with self._budget():
+            # The matches' times: from the field index for a metadata equality.
+            source, params, where = "events e", list(plan.params), plan.where
+            if isinstance(plan.driver, FieldDriver):
+                matches, params = self._matches(plan)
+                source, where = f"({matches}) e", self.dialect.true
             low, high = plan.time_low, plan.time_high
             if low is None or high is None:
                 # Separate statements, so each can read one end of a time index.
                 first, last = (
-                    self._all(f"SELECT {f}(e.time) FROM events e WHERE {plan.where}", plan.params)
+                    self._all(f"SELECT {f}(e.time) FROM {source} WHERE {where}", params)
                     for f in ("min", "max")
                 )
                 if first[0][0] is None:
@@ -243,10 +284,10 @@ class Search(ABC):
             # No ORDER BY: sorting ≤ 100 groups here lets PostgreSQL hash the groups
             # instead of sorting every matching row by bucket (a third of the time).
             sql = (
-                f"SELECT (e.time - ?) / ? AS b, count(*) FROM events e WHERE {plan.where}"
+                f"SELECT (e.time - ?) / ? AS b, count(*) FROM {source} WHERE {where}"
                 " AND e.time >= ? AND e.time < ? GROUP BY b"
             )
-            rows = sorted(self._all(sql, [start, size, *plan.params, low, high]))
+            rows = sorted(self._all(sql, [start, size, *params, low, high]))
             return size, start, [(start + int(b) * size, int(n)) for b, n in rows]
 
     def trace(self, ident: str, *, limit: int) -> list[Row]:

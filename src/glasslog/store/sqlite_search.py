@@ -35,6 +35,7 @@ class SQLiteSearch(Search):
     """Executes compiled queries on one SQLite connection."""
 
     dialect = SQLITE
+    field_join = "CROSS JOIN"
 
     def __init__(self, conn: sqlite3.Connection, *, timeout: float = 5.0) -> None:
         super().__init__(timeout=timeout)
