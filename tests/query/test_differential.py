@@ -168,7 +168,7 @@ def test_both_backends_give_the_same_answers(
     "query",
     ["", "metadata.a:3", "metadata.tags:true", "metadata.a:caf*", "metadata.n>2.5", "café",
      '"db query"', "service:a_*", "service:Pay*", "service:pay_*", "target.id:a_b",
-     "-has:metadata.db", "has:metadata.db.a", "metadata.db.a:*"],
+     "-has:metadata.db", "has:metadata.db.a", "metadata.db.a:*", "has:target"],
 )  # fmt: skip
 def test_chosen_queries_agree_and_match_something(
     pair: tuple[TemporaryLog, TemporaryLog], query: str

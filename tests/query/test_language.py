@@ -715,6 +715,7 @@ def test_nodes_are_frozen_slotted_and_hashable() -> None:
 # --------------------------------------------------------------------------------------
 
 _FIELD_NAMES = set(KNOWN_FIELDS)
+OBJECT_FIELDS = frozenset({"source", "target", "context", "metadata"})  # has:target: any target
 
 
 def check_tree(node: Node, depth: int = 0) -> int:
@@ -728,6 +729,8 @@ def check_tree(node: Node, depth: int = 0) -> int:
     if isinstance(node, Not):
         assert not isinstance(node.node, Not | Everything)
         return check_tree(node.node, depth + 1)
+    if isinstance(node, Has) and node.field in OBJECT_FIELDS:
+        return 1  # has:source — the event has the object at all
     if isinstance(node, Match | Compare | Has):
         assert node.field in _FIELD_NAMES or node.field.startswith("metadata.")
     if isinstance(node, Compare):
