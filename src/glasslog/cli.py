@@ -103,8 +103,15 @@ def init(data: Path, store: str | None, origin: str | None) -> None:
     """Create the store and the signing key; print the verifier key. Safe to run twice."""
     datadir = DataDir(data)
     signer, created = datadir.init_keys(origin=origin)
-    open_store(datadir.store_spec(store), create=True).close()
+    opened = open_store(datadir.store_spec(store), create=True)
+    opened.close()
     click.echo(signer.vkey)
+    if opened.upgraded_from is not None:
+        click.echo(
+            f"upgraded the store's schema from version {opened.upgraded_from}"
+            " (see the CHANGELOG); run `glasslog verify` if you want to see it is intact",
+            err=True,
+        )
     if created:
         click.echo(f"initialised {data} (keep {data / 'signing.key'} secret)", err=True)
 

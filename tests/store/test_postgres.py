@@ -139,6 +139,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
     with pytest.raises(StoreError, match=r"expected \d+, found 1; run create again"):
         PostgresStore.open(database)
     upgraded = PostgresStore.open(database, create=True)
+    assert upgraded.upgraded_from == 1
     assert upgraded.size() == 5
     assert _stored_root(upgraded) == root
     _sequencer(upgraded).commit(_prepared(1, time="2030-06-01T00:00:00Z"))  # a new partition

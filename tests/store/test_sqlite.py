@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,8 +173,19 @@ def test_a_version_1_store_is_refused_then_upgraded_by_init(tmp_path: Path) -> N
 
     with pytest.raises(StoreError, match=r"expected 2, found 1; run `glasslog init` again"):
         SQLiteStore.open(old)
-    SQLiteStore.open(old, create=True).close()
+    twin = tmp_path / "twin.db"
+    shutil.copy(old, twin)
+    said = subprocess.run(
+        [sys.executable, "-m", "glasslog", "init", "--data", str(tmp_path / "keys"),
+         "--store", str(twin)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "upgraded the store's schema from version 1" in said.stderr
+    upgrading = SQLiteStore.open(old, create=True)
+    assert upgrading.upgraded_from == 1
+    upgrading.close()
     store = SQLiteStore.open(old)
+    assert store.upgraded_from is None
     try:
         kept = store.connection.execute(
             "SELECT k.path, f.value, typeof(f.value), f.seq FROM fields f"

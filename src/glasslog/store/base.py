@@ -104,6 +104,9 @@ class Store(Protocol):
     """True when other processes (other hosts) may sequence into the same store, so a
     writer must take :meth:`lock_writer` around each batch and catch up first."""
 
+    upgraded_from: int | None
+    """The schema version that opening with ``create`` migrated from, if it did."""
+
     def size(self) -> int:
         """Number of stored events (the next seq to assign)."""
         ...

@@ -396,6 +396,7 @@ class PostgresStore:
         self._field_keys: dict[str, int] = {}
         self._months: set[tuple[int, int]] = set()
         self._staging = False
+        self.upgraded_from: int | None = None
 
     @property
     def connection(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -457,6 +458,8 @@ class PostgresStore:
             for version, sql in _MIGRATIONS:
                 if version > current:
                     self._conn.execute(sql)
+            if 0 < current < SCHEMA_VERSION:
+                self.upgraded_from = current
             self._conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -176,6 +176,7 @@ class SQLiteStore:
         self._conn = conn
         self.path = path
         self._field_keys: dict[str, int] = {}
+        self.upgraded_from: int | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -235,6 +236,7 @@ class SQLiteStore:
             )
         if found == 1:
             self._migrate_to_2()
+            self.upgraded_from = found
 
     def _migrate_to_2(self) -> None:
         """Rebuild the field index from the events, keeping each value's JSON type.
