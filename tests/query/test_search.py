@@ -429,3 +429,15 @@ def test_the_field_index_keeps_strings_that_read_as_numbers_apart(backend: str) 
         assert found(tlog, "metadata.v:3") == [1]
         assert found(tlog, "metadata.v:3.0") == [1, 0]  # the number 3 == 3.0, and the string
         assert found(tlog, 'metadata.v:"3.0" -metadata.v>2') == [0]
+
+
+def test_the_rest_of_a_field_query_is_known_to_be_time_only() -> None:
+    """Counting a metadata equality in a time window reads only the field index."""
+
+    def rest_time_only(query: str) -> bool:
+        return compile_query(parse(query, now=NOW)).rest_time_only
+
+    assert rest_time_only("metadata.table:cards")
+    assert rest_time_only("metadata.table:cards after:-12h before:-1h")
+    assert not rest_time_only("metadata.table:cards service:auth")
+    assert not rest_time_only("metadata.table:cards (after:-12h OR service:auth)")

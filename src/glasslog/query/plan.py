@@ -133,6 +133,9 @@ class Compiled:
     time_high: int | None = None
     """Upper bound on e.time (µs, exclusive) from top-level conditions, if any."""
     time_only: bool = False
+    rest_time_only: bool = False
+    """True when ``rest`` constrains nothing but time, so ``time_low``/``time_high`` say
+    all of it (a field-index read then needs no event rows)."""
     """True when the query constrains nothing but time (aggregations may use rollups)."""
 
 
@@ -479,7 +482,8 @@ def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
     low: int | None = None
     high: int | None = None
     time_only = True
-    for term in terms:
+    other: list[int] = []  # terms that constrain something besides time
+    for i, term in enumerate(terms):
         if isinstance(term, Compare) and term.field == "time" and isinstance(term.value, datetime):
             us = epoch_us(term.value)
             if term.op in (">", ">="):
@@ -490,6 +494,7 @@ def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
                 high = us if high is None else min(high, us)
         elif not isinstance(term, Everything):
             time_only = False
+            other.append(i)
     driver, index = _choose_driver(terms)
     where, params = _conjunction(parts, dialect.true)
     rest, rest_params = _conjunction([p for i, p in enumerate(parts) if i != index], dialect.true)
@@ -502,6 +507,7 @@ def compile_query(node: Node, *, dialect: Dialect = SQLITE) -> Compiled:
         time_low=low,
         time_high=high,
         time_only=time_only,
+        rest_time_only=all(i == index for i in other),
     )
 
 

@@ -157,7 +157,7 @@ class Search(ABC):
             where += " AND f.time < ?"
             params.append(plan.time_high)
         source = "fields f"
-        if plan.rest != self.dialect.true:
+        if not plan.rest_time_only:  # time alone is said by the f.time bounds above
             source += f" {self.field_join} events e ON e.seq = f.seq AND e.time = f.time"
             where += f" AND ({plan.rest})"
             params += plan.rest_params
