@@ -370,6 +370,11 @@ def _wrap(exc: psycopg.Error, doing: str) -> StoreError:
     The DETAIL line of a constraint error quotes the offending row's values, so it
     is left out: error messages end up in logs that not every reader may see.
     """
+    if isinstance(exc, pgerrors.ReadOnlySqlTransaction):
+        return StoreError(
+            f"{doing}: this database accepts only reads (a read replica, or a read-only "
+            "session); glasslog writes to the primary: give ingest and init its URL"
+        )
     diag = getattr(exc, "diag", None)
     text = (diag.message_primary if diag is not None else None) or str(exc).split("\n")[0]
     return StoreError(f"{doing}: {text}")
