@@ -489,8 +489,30 @@ def test_the_pipeline_commits_across_tiles_and_checkpoints_verify(database: str)
         assert cp.root == merkle.root_of(leaves[: cp.size])
         sizes.append(cp.size)
     assert sizes == [97, 194, 291, 388, 538]
-    store.optimize()
     store.close()
+
+
+def _vacuumed(dsn: str) -> int:
+    with _admin(dsn) as conn:
+        row = conn.execute(
+            "SELECT vacuum_count FROM pg_stat_user_tables"
+            " WHERE schemaname = 'glasslog' AND relname = 'event_keys'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_optimize_after_a_small_load_is_left_to_autovacuum(
+    store: PostgresStore, database: str
+) -> None:
+    """VACUUM ANALYZE runs when asked, or after a load of a tenth of the store or more."""
+    _sequencer(store).commit(_prepared(40))
+    store.optimize(written=3)  # 3 of 40: skipped
+    assert _vacuumed(database) == 0
+    store.optimize(written=4)  # 4 of 40: a tenth
+    assert _vacuumed(database) == 1
+    store.optimize()
+    assert _vacuumed(database) == 2
 
 
 def test_connection_errors_never_show_the_password() -> None:

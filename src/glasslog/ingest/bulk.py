@@ -154,5 +154,5 @@ def _ingest(
             )
             n_rejected += 1
     sequencer.checkpoint()
-    store.optimize()
+    store.optimize(written=accepted)
     return accepted, duplicates, n_rejected

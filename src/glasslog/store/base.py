@@ -155,8 +155,10 @@ class Store(Protocol):
         """Be the only sequencer of this store while the context lasts (waits for one)."""
         ...
 
-    def optimize(self) -> None:
-        """Refresh the query planner's statistics (after bulk writes)."""
+    def optimize(self, *, written: int | None = None) -> None:
+        """Refresh the query planner's statistics after ``written`` events were appended
+        in bulk; a store may skip it when that is a small part of what it holds. With
+        None it always runs."""
         ...
 
     def close(self) -> None:

@@ -714,8 +714,12 @@ class PostgresStore:
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
 
-    def optimize(self) -> None:
+    def optimize(self, *, written: int | None = None) -> None:
         """Refresh the planner's statistics and the visibility map (VACUUM ANALYZE).
+
+        Skipped when ``written`` is under a tenth of the store: on a large store the
+        vacuum and the sampling take seconds, and for a small load autovacuum keeps
+        up on its own (migration 3). ``glasslog ingest`` passes what it wrote.
 
         Autovacuum analyses each partition but never the partitioned ``events``
         parent, whose statistics the planner uses for queries across months; and
@@ -725,6 +729,8 @@ class PostgresStore:
         skips them with a warning, so run this as the owner (or from a scheduled
         job). Vacuum never removes anything here: nothing is ever deleted.
         """
+        if written is not None and written * 10 < self.size():
+            return
         try:
             self._conn.execute("VACUUM (ANALYZE) events, event_keys, fields, rollups, seq_blocks")
         except psycopg.Error as exc:

@@ -449,12 +449,14 @@ class SQLiteStore:
         del wait
         return nullcontext()
 
-    def optimize(self) -> None:
+    def optimize(self, *, written: int | None = None) -> None:
         """Refresh the query planner's statistics where they are missing or stale.
 
-        Bounded (``analysis_limit``) so it takes milliseconds even on a large store;
-        without statistics SQLite may pick a poor index for multi-field queries.
+        Bounded (``analysis_limit``) so it takes milliseconds even on a large store,
+        whatever ``written`` is; without statistics SQLite may pick a poor index for
+        multi-field queries.
         """
+        del written
         try:
             self._conn.execute("PRAGMA analysis_limit = 1000")
             self._conn.execute("PRAGMA optimize")
