@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from glasslog.errors import QueryError
 from glasslog.testing import TemporaryLog
 from tests.conftest import backend_log
+from tests.query.test_search import _quote
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 STRINGS = ["pay-x", "Pay", "3", "3.0", "true", "café", "Cafe", "a%b", "a_b", "a*b", "x\\y",
@@ -79,10 +80,6 @@ def pair() -> Iterator[tuple[TemporaryLog, TemporaryLog]]:
                 assert all(r.ok for r in log.submit(events[start : start + 100]))
         assert lite.store.size() == pg.store.size() == len(events)
         yield lite, pg
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _term(value: str) -> str:

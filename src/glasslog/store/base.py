@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from glasslog.errors import IntegrityError, NotFoundError
+from glasslog.errors import IntegrityError, NotFoundError, StoreError
 from glasslog.ledger.commit import decode_commits, leaf_from_body
 from glasslog.ledger.merkle import HASH_SIZE, NodeReader, leaf_hash, root_of
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder, node_reader, partial_widths
@@ -179,6 +179,18 @@ def no_event_with_id() -> NotFoundError:
 def tile_not_stored(level: int, index: int, width: int) -> NotFoundError:
     """The error every backend raises when no stored tile is wide enough."""
     return NotFoundError(f"tile {level}/{index} of width {width} is not stored")
+
+
+def unsupported_version(where: str, found: int, expected: int, upgrade: str) -> StoreError:
+    """The error every backend raises for a store of another schema version.
+
+    ``upgrade`` says how this backend applies the missing migrations (for a store
+    older than this glasslog); a newer store always means upgrading glasslog.
+    """
+    advice = "upgrade glasslog to a version that knows it" if found > expected else upgrade
+    return StoreError(
+        f"unsupported store schema version in {where}: expected {expected}, found {found}; {advice}"
+    )
 
 
 def event_of(stored: StoredEvent) -> dict[str, Any]:

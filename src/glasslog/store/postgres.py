@@ -55,6 +55,7 @@ from glasslog.store.base import (
     rollup_counts,
     seq_block_bounds,
     tile_not_stored,
+    unsupported_version,
 )
 
 SCHEMA = "glasslog"
@@ -459,7 +460,7 @@ class PostgresStore:
             )
             current = self._stored_version() or 0
             if current > SCHEMA_VERSION:
-                raise StoreError(self._version_problem(current))
+                raise self._version_problem(current)
             for version, sql in _MIGRATIONS:
                 if version > current:
                     self._conn.execute(sql)
@@ -478,15 +479,12 @@ class PostgresStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return None if row is None else int(row[0])
 
-    def _version_problem(self, found: int) -> str:
-        advice = (
-            "upgrade glasslog to a version that knows it"
-            if found > SCHEMA_VERSION
-            else "run create again as the schema owner to apply the missing migrations"
-        )
-        return (
-            f"unsupported store schema version in {self.where}: expected {SCHEMA_VERSION}, "
-            f"found {found}; {advice}"
+    def _version_problem(self, found: int) -> StoreError:
+        return unsupported_version(
+            self.where,
+            found,
+            SCHEMA_VERSION,
+            "run create again as the schema owner to apply the missing migrations",
         )
 
     def _check_version(self) -> None:
@@ -497,7 +495,7 @@ class PostgresStore:
                 "role (PostgresStore.open(dsn, create=True); see docs/postgres.md)"
             )
         if found != SCHEMA_VERSION:
-            raise StoreError(self._version_problem(found))
+            raise self._version_problem(found)
 
     @contextmanager
     def lock_writer(self, *, wait: float = 30.0) -> Iterator[None]:

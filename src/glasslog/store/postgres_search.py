@@ -136,21 +136,13 @@ class PostgresSearch(Search):
         order = "ASC" if ascending else "DESC"
         branches: list[str] = []
         params: list[object] = []
+        bounds, bound_params = self._field_bounds(plan, ascending=ascending, after=after)
         for value in driver.values:
-            where = "f.key = ? AND f.value = ?::jsonb"
-            params += [key, json.dumps(value)]
-            if plan.time_low is not None:
-                where += " AND f.time >= ?"
-                params.append(plan.time_low)
-            if plan.time_high is not None:
-                where += " AND f.time < ?"
-                params.append(plan.time_high)
-            if after is not None:
-                extra, extra_params = self._keyset("f", ascending, after)
-                where += extra
-                params += extra_params
-            branches.append(f"SELECT f.time, f.seq FROM fields f WHERE {where}")
-        # DISTINCT ON: an array holding the value twice (or "3" and 3) lists its event once.
+            branches.append(
+                f"SELECT f.time, f.seq FROM fields f WHERE f.key = ? AND f.value = ?::jsonb{bounds}"
+            )
+            params += [key, json.dumps(value), *bound_params]
+        # DISTINCT ON: an event holding both values ("3" and 3, in one array) is listed once.
         sql = (
             f"SELECT DISTINCT ON (c.time, c.seq) e.seq, e.time, e.body"
             f" FROM ({' UNION ALL '.join(branches)}) c"

@@ -135,6 +135,23 @@ class Search(ABC):
         """Placeholders and parameters for ``fields.value IN (…)``."""
         return ", ".join("?" * len(values)), list(values)
 
+    def _field_bounds(
+        self, plan: Compiled, *, ascending: bool, after: tuple[int, int] | None
+    ) -> tuple[str, list[object]]:
+        """The query's time bounds, and the keyset ``after``, on field-index rows ``f``."""
+        where, params = "", list[object]()
+        if plan.time_low is not None:
+            where += " AND f.time >= ?"
+            params.append(plan.time_low)
+        if plan.time_high is not None:
+            where += " AND f.time < ?"
+            params.append(plan.time_high)
+        if after is not None:
+            extra, extra_params = self._keyset("f", ascending, after)
+            where += extra
+            params += extra_params
+        return where, params
+
     def _matches(self, plan: Compiled) -> tuple[str, list[object]]:
         """A statement listing ``(seq, time)`` of every match, once each.
 
@@ -148,14 +165,11 @@ class Search(ABC):
                 plan.params
             )
         marks, values = self._field_values(driver.values)
-        where = f"f.key = (SELECT id FROM field_keys WHERE path = ?) AND f.value IN ({marks})"
-        params: list[object] = [driver.path, *values]
-        if plan.time_low is not None:
-            where += " AND f.time >= ?"
-            params.append(plan.time_low)
-        if plan.time_high is not None:
-            where += " AND f.time < ?"
-            params.append(plan.time_high)
+        bounds, bound_params = self._field_bounds(plan, ascending=False, after=None)
+        where = (
+            f"f.key = (SELECT id FROM field_keys WHERE path = ?) AND f.value IN ({marks}){bounds}"
+        )
+        params: list[object] = [driver.path, *values, *bound_params]
         source = "fields f"
         if not plan.rest_time_only:  # time alone is said by the f.time bounds above
             source += f" {self.field_join} events e ON e.seq = f.seq AND e.time = f.time"

@@ -30,6 +30,7 @@ from glasslog.store.base import (
     rollup_counts,
     seq_block_bounds,
     tile_not_stored,
+    unsupported_version,
 )
 
 SCHEMA_VERSION = 2
@@ -224,7 +225,7 @@ class SQLiteStore:
     def _create(self) -> None:
         found = self._stored_version()
         if found is not None and found > SCHEMA_VERSION:
-            raise StoreError(self._version_problem(found))
+            raise self._version_problem(found)
         # executescript runs its own statements; BEGIN/COMMIT inside the script keeps
         # the schema atomic. Every statement is idempotent, so a crash before the
         # version row is written is repaired by running init again.
@@ -284,15 +285,12 @@ class SQLiteStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return None if row is None else int(row[0])
 
-    def _version_problem(self, found: int) -> str:
-        advice = (
-            "upgrade glasslog to a version that knows it"
-            if found > SCHEMA_VERSION
-            else "run `glasslog init` again (same --data) to upgrade it"
-        )
-        return (
-            f"unsupported store schema version in {self.path}: expected {SCHEMA_VERSION}, "
-            f"found {found}; {advice}"
+    def _version_problem(self, found: int) -> StoreError:
+        return unsupported_version(
+            str(self.path),
+            found,
+            SCHEMA_VERSION,
+            "run `glasslog init` again (same --data) to upgrade it",
         )
 
     def _check_version(self) -> None:
@@ -300,7 +298,7 @@ class SQLiteStore:
         if found is None:
             raise StoreError(f"no glasslog store in {self.path}; run `glasslog init` first")
         if found != SCHEMA_VERSION:
-            raise StoreError(self._version_problem(found))
+            raise self._version_problem(found)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

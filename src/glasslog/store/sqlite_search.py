@@ -73,25 +73,16 @@ class SQLiteSearch(Search):
         ascending: bool,
         after: tuple[int, int] | None,
     ) -> list[Row]:
-        marks = ", ".join("?" * len(driver.values))
+        marks, values = self._field_values(driver.values)
+        bounds, bound_params = self._field_bounds(plan, ascending=ascending, after=after)
         where = (
             "f.key = (SELECT id FROM field_keys WHERE path = ?)"
-            f" AND f.value IN ({marks}) AND ({plan.rest})"
+            f" AND f.value IN ({marks}) AND ({plan.rest}){bounds}"
         )
-        params: list[object] = [driver.path, *driver.values, *plan.rest_params]
-        if plan.time_low is not None:
-            where += " AND f.time >= ?"
-            params.append(plan.time_low)
-        if plan.time_high is not None:
-            where += " AND f.time < ?"
-            params.append(plan.time_high)
-        if after is not None:
-            extra, extra_params = self._keyset("f", ascending, after)
-            where += extra
-            params += extra_params
+        params: list[object] = [driver.path, *values, *plan.rest_params, *bound_params]
         order = "ASC" if ascending else "DESC"
         # CROSS JOIN pins the loop order: walk the field index, look events up by seq.
-        # DISTINCT: an array holding the value twice must not list its event twice.
+        # DISTINCT: an event holding both values ("3" and 3, in one array) is listed once.
         sql = (
             "SELECT DISTINCT e.seq, e.time, e.body FROM fields f CROSS JOIN events e"
             f" ON e.seq = f.seq WHERE {where} ORDER BY f.time {order}, f.seq {order} LIMIT ?"
