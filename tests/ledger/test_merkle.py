@@ -157,7 +157,7 @@ def test_root_from_equals_root_of_on_all_sizes() -> None:
         assert root_from(size, tree.reader(size)) == reference_root(size), size
 
 
-# --- the shared RFC 9162 vectors -------------------------------------------------------
+# --- the independent RFC 9162 vectors----------------------------------------------------
 
 
 def test_all_rfc9162_vector_files_are_present() -> None:

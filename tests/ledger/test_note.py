@@ -53,7 +53,7 @@ def text_of(note: str) -> str:
     return note[: note.rindex("\n\n") + 1]
 
 
-# --- the shared vectors ------------------------------------------------------------------
+# --- the independent vectors---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("vector", note_vectors())

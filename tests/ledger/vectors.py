@@ -1,7 +1,7 @@
-"""Test data for the ledger tests: the shared vectors and a reference in-memory tree.
+"""Test data for the ledger tests: independent test vectors and a reference in-memory tree.
 
-The vectors live outside the repository, in ``/work/shared/vectors`` next to it (see
-its README.md for provenance and formats). A missing directory must fail the vector
+The vectors are copied into the repository under ``tests/data/vectors`` (its README.md
+gives their provenance, licenses and formats). A missing directory must fail the vector
 tests loudly, never skip them: a silent skip would turn "passes every vector" into
 "passes none". So when the directory is missing, the parameter lists hold a single
 ``vectors-missing`` case that fails with a message saying where the vectors were looked for.
@@ -19,8 +19,8 @@ import pytest
 
 from glasslog.ledger.merkle import NodeReader, leaf_hash, node_hash
 
-VECTORS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
-"""``<repo>/../shared/vectors``; the repo is at /work/main, the vectors at /work/shared."""
+VECTORS_DIR = Path(__file__).resolve().parents[1] / "data" / "vectors"
+"""``tests/data/vectors`` in this repository."""
 
 RFC9162_DIR = VECTORS_DIR / "rfc9162"
 SIGNED_NOTE_FILE = VECTORS_DIR / "signed-note.json"
@@ -33,8 +33,8 @@ def require(path: Path) -> Path:
     """Return ``path``, or fail the current test with a clear message if it is missing."""
     if path == MISSING or not path.exists():
         pytest.fail(
-            f"shared test vectors not found at {VECTORS_DIR.resolve()} (looked for {path}); "
-            "check out /work/shared next to the repository so that ../shared/vectors exists",
+            f"test vectors not found at {VECTORS_DIR} (looked for {path}); they are part of "
+            "the repository: restore tests/data/vectors from git",
             pytrace=False,
         )
     return path
