@@ -35,7 +35,7 @@ import psutil
 
 from glasslog.datadir import DataDir
 from glasslog.demo import write_jsonl
-from glasslog.ingest.pipeline import _field_values, _search_text
+from glasslog.derived import field_values, search_text
 from glasslog.store import sqlite as sqlite_store
 from glasslog.store.base import EventRow
 from glasslog.verify import verify_store
@@ -80,7 +80,7 @@ def load_rows(db: Path) -> list[EventRow]:
     conn = sqlite3.connect(db)
     rows = [
         EventRow._make(
-            (*r, _search_text(e := json.loads(r[9])), _field_values(e.get("metadata", {})))
+            (*r, search_text(e := json.loads(r[9])), field_values(e.get("metadata", {})))
         )
         for r in conn.execute(
             "SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id,"
@@ -152,8 +152,8 @@ def postgres_main(args: argparse.Namespace, work: Path, source: Path) -> dict[st
     with psycopg.connect(ours_dsn) as conn:
         rows = [
             EventRow._make(
-                (*r[:9], r[9], r[10], bytes(r[11]), _search_text(e := json.loads(r[9])),
-                 _field_values(e.get("metadata", {})))
+                (*r[:9], r[9], r[10], bytes(r[11]), search_text(e := json.loads(r[9])),
+                 field_values(e.get("metadata", {})))
             )
             for r in conn.execute(
                 "SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id,"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from glasslog.derived import search_text
 from glasslog.errors import QueryError
-from glasslog.ingest.pipeline import _search_text
 from glasslog.query.language import (
     And,
     Compare,
@@ -133,7 +133,7 @@ def reference(node: Node, event: dict[str, Any]) -> bool:
     if isinstance(node, Has):
         return node.field == "seq" or _get(event, node.field) is not None
     if isinstance(node, Text):
-        words = _tokens(_search_text({k: v for k, v in event.items() if k != "seq"}))
+        words = _tokens(search_text({k: v for k, v in event.items() if k != "seq"}))
         want = _tokens(node.text)
         if not want:
             return False

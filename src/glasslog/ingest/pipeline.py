@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,8 +30,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from glasslog.access.redact import Scrubber
+from glasslog.derived import field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
-from glasslog.event import DEFAULT_LIMITS, Event, Limits, epoch_us, validate
+from glasslog.event import DEFAULT_LIMITS, Limits, epoch_us, validate
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
@@ -45,12 +45,8 @@ from glasslog.ledger.merkle import leaf_hash
 from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
 from glasslog.ledger.tiles import TreeBuilder
 from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
-from glasslog.store.sqlite import FIELD_VALUE_MAX
 
 _BODY = EventRow._fields.index("body") - 1  # rows are EventRow without the leading seq
-
-# Fields never searched as free text: identifiers and timestamps only add noise.
-_NOT_TEXT = frozenset({"id", "time", "received"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,53 +80,6 @@ class Prepared(NamedTuple):
         """The canonical JSON that will be stored (the row's body column)."""
         body: str = self.row[_BODY]
         return body
-
-
-_FIELD_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _field_values(metadata: Any) -> tuple[tuple[str, str | int | float], ...]:
-    """Scalar metadata values by dotted path, for the field index (store ``fields``).
-
-    Array elements are indexed under the array's path, so ``metadata.tags:x`` finds
-    an event whose tags contain x; a value repeated in an array is indexed once.
-    Keys that the query language cannot name (with dots or spaces) and strings
-    longer than FIELD_VALUE_MAX are left out; queries for them fall back to
-    scanning, so results stay complete.
-    """
-    out: dict[tuple[str, str | int | float], None] = {}  # ordered, without repeats
-    stack: list[tuple[str, Any]] = [("metadata", metadata)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((f"{path}.{k}", v) for k, v in value.items() if _FIELD_KEY.fullmatch(k))
-            continue
-        for item in value if isinstance(value, list) else (value,):
-            if item is True or item is False:
-                out[path, "true" if item else "false"] = None
-            elif isinstance(item, str):
-                if len(item) <= FIELD_VALUE_MAX:
-                    out[path, item] = None
-            elif isinstance(item, int | float):
-                out[path, item] = None
-    return tuple(out)
-
-
-def _search_text(event: Event) -> str:
-    """Every string and number of the event except ids and timestamps, for FTS5."""
-    parts: list[str] = []
-    stack: list[Any] = [v for k, v in event.items() if k not in _NOT_TEXT]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(str(value))
-    return " ".join(parts)
 
 
 def _time_us(text: str) -> int:
@@ -172,8 +121,8 @@ class Preparer:
             body,
             encode_commits(paths, spans),
             salts,
-            _search_text(event),
-            _field_values(event["metadata"]) if "metadata" in event else (),
+            search_text(event),
+            field_values(event["metadata"]) if "metadata" in event else (),
         )
         had_time = isinstance(raw, dict) and raw.get("time") is not None
         return Prepared(event_id, row, leaf_hash(leaf), had_time)

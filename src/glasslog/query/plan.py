@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from glasslog.derived import FIELD_VALUE_MAX
 from glasslog.errors import QueryError
 from glasslog.event import epoch_us
 from glasslog.query.language import And, Compare, Everything, Has, Match, Node, Not, Or, Text
@@ -51,8 +52,6 @@ COLUMNS: dict[str, str] = {
 ALWAYS_PRESENT = frozenset(
     {"id", "seq", "time", "received", "service", "action", "outcome", "actor.id"}
 )
-
-FIELD_VALUE_MAX = 256  # mirrors store.sqlite.FIELD_VALUE_MAX: longer values are not indexed
 
 
 def json_path(field_path: str) -> str:

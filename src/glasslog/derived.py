@@ -1,0 +1,68 @@
+"""What the indexes derive from an event: metadata field values and full-text words.
+
+Derived data is never part of a leaf: it is recomputed from the stored body
+whenever it is needed again (a schema migration rebuilding the field index, and
+``verify`` checking that what queries read still matches what was signed). So the
+derivation lives here, below both the ingest pipeline that writes it and the stores
+that rebuild it, and both call the same functions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+FIELD_VALUE_MAX = 256
+"""Metadata strings longer than this are not put in the field index (queries scan for them)."""
+
+FieldValue = tuple[str, str | int | float]
+"""A metadata path (``metadata.db.table``) and one scalar value found there."""
+
+_NOT_TEXT = frozenset({"id", "time", "received"})
+"""Fields never searched as free text: identifiers and timestamps only add noise."""
+
+_FIELD_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def field_values(metadata: Any) -> tuple[FieldValue, ...]:
+    """Scalar metadata values by dotted path, for the field index (store ``fields``).
+
+    Array elements are indexed under the array's path, so ``metadata.tags:x`` finds
+    an event whose tags contain x; a value repeated in an array is indexed once.
+    Keys that the query language cannot name (with dots or spaces) and strings
+    longer than FIELD_VALUE_MAX are left out; queries for them fall back to
+    scanning, so results stay complete.
+    """
+    out: dict[FieldValue, None] = {}  # ordered, without repeats
+    stack: list[tuple[str, Any]] = [("metadata", metadata)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items() if _FIELD_KEY.fullmatch(k))
+            continue
+        for item in value if isinstance(value, list) else (value,):
+            if item is True or item is False:
+                out[path, "true" if item else "false"] = None
+            elif isinstance(item, str):
+                if len(item) <= FIELD_VALUE_MAX:
+                    out[path, item] = None
+            elif isinstance(item, int | float):
+                out[path, item] = None
+    return tuple(out)
+
+
+def search_text(event: dict[str, Any]) -> str:
+    """Every string and number of the event except ids and timestamps, for full text."""
+    parts: list[str] = []
+    stack: list[Any] = [v for k, v in event.items() if k not in _NOT_TEXT]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(str(value))
+    return " ".join(parts)
