@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from glasslog.cli import main
@@ -48,3 +50,52 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in main.commands if f"glasslog {name}" not in readme]
     assert missing == []
+
+
+def _doc_files() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|^\[[^\]]+\]:\s*(\S+)", re.M)
+_PATH = re.compile(r"`((?:docs|src|tests|scripts|bench|\.ci)/[A-Za-z0-9_./-]+)`")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a page: lowercase, punctuation dropped, - for space."""
+    out = set()
+    for heading in re.findall(r"^#+\s+(.*)$", markdown, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out.add(slug)
+    return out
+
+
+@pytest.mark.parametrize("doc", _doc_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_resolves(doc: Path) -> None:
+    """Each relative link (and #anchor) in README.md and docs/ points at something that exists."""
+    text = doc.read_text(encoding="utf-8")
+    broken = []
+    for match in _LINK.finditer(text):
+        target = match.group(1) or match.group(2)
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto: — not ours
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (doc.parent / path).resolve() if path else doc
+        if not resolved.exists():
+            broken.append(target)
+        elif (
+            anchor
+            and resolved.suffix == ".md"
+            and anchor not in _anchors(resolved.read_text(encoding="utf-8"))
+        ):
+            broken.append(target)
+    assert broken == []
+
+
+@pytest.mark.parametrize("doc", _doc_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_docs_name_only_files_in_the_repository(doc: Path) -> None:
+    """Paths in backticks exist here, and nothing cites a document outside the repository."""
+    text = doc.read_text(encoding="utf-8")
+    missing = [p for p in _PATH.findall(text) if not (ROOT / p.rstrip("/.")).exists()]
+    assert missing == []
+    assert "DESIGN" not in text, "cite docs/architecture.md, which is in the repository"
+    assert "/work/" not in text, "no machine-specific absolute paths"

@@ -20,6 +20,7 @@ from glasslog import __version__
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
 from glasslog.errors import GlasslogError, IntegrityError
+from glasslog.identity import initialise
 from glasslog.ingest.bulk import ingest_lines
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Verifier
@@ -101,14 +102,12 @@ def main() -> None:
 @click.option("--origin", help="Log origin (checkpoint name), e.g. example.com/audit.")
 def init(data: Path, store: str | None, origin: str | None) -> None:
     """Create the store and the signing key; print the verifier key. Safe to run twice."""
-    datadir = DataDir(data)
-    signer, created = datadir.init_keys(origin=origin)
-    opened = open_store(datadir.store_spec(store), create=True)
-    opened.close()
+    done = initialise(data, store=store, origin=origin)
+    signer, created = done.signer, done.created
     click.echo(signer.vkey)
-    if opened.upgraded_from is not None:
+    if done.upgraded_from is not None:
         click.echo(
-            f"upgraded the store's schema from version {opened.upgraded_from}"
+            f"upgraded the store's schema from version {done.upgraded_from}"
             " (see the CHANGELOG); run `glasslog verify` if you want to see it is intact",
             err=True,
         )

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from glasslog.datadir import DataDir
+from glasslog.identity import initialise
 from glasslog.ingest.bulk import ingest_lines
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger import merkle
 from glasslog.ledger.note import verify_checkpoint
 from glasslog.log import Log
-from glasslog.store.sqlite import SQLiteStore
 from glasslog.verify import verify_store
 
 SERVICES = [
@@ -187,8 +187,7 @@ def run_demo(data: Path, *, events: int, echo: Callable[[str], None]) -> None:
     also a smoke test of a fresh install.
     """
     datadir = DataDir(data)
-    signer, _ = datadir.init_keys(origin=None)
-    SQLiteStore.open(datadir.db, create=True).close()
+    signer = initialise(data, store=None, origin=None).signer
     echo(f"1. log {signer.name!r} in {data}\n   verifier key: {signer.vkey}")
 
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as rejected:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from glasslog.datadir import DataDir
+from glasslog.identity import initialise
 from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings, submit
 from glasslog.log import Log
 from glasslog.store import open_store
@@ -61,7 +62,7 @@ def temporary_log(
     settings = settings or Settings(checkpoint_every=1 << 40, checkpoint_interval=1e9)
     with tempfile.TemporaryDirectory(prefix="glasslog-") as tmp:
         datadir = DataDir(Path(tmp) / "data")
-        signer, _ = datadir.init_keys(origin=origin)
+        signer = initialise(datadir.path, store=store, origin=origin).signer
         spec = datadir.store_spec(store)
         writer = open_store(spec, create=True)
         reader = Log(datadir, open_store(spec))

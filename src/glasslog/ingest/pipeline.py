@@ -33,6 +33,7 @@ from glasslog.access.redact import Scrubber
 from glasslog.derived import field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits, epoch_us, validate
+from glasslog.identity import check_signer
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
@@ -163,6 +164,7 @@ class Sequencer:
     """The single writer of one log. Hold the data directory's writer lock while it lives."""
 
     def __init__(self, store: Store, signer: Signer, *, settings: Settings | None = None) -> None:
+        check_signer(store, signer)  # before anything is written: a wrong key poisons the log
         self.store = store
         self.settings = settings or Settings()
         self._signer = signer
@@ -261,6 +263,9 @@ class Sequencer:
         latest = self.store.latest_checkpoint()
         if latest is not None and latest.size == self._tree.size:
             return latest
+        # Another writer of a shared store may have signed meanwhile: never add a
+        # checkpoint under a key that is not the log's.
+        check_signer(self.store, self._signer)
         cp = Checkpoint(origin=self._signer.name, size=self._tree.size, root=self._tree.root())
         note = sign_checkpoint(cp, self._signer)
         self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())

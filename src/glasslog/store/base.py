@@ -151,6 +151,19 @@ class Store(Protocol):
         """Every stored checkpoint, by size."""
         ...
 
+    def identity(self) -> str | None:
+        """The verifier key (vkey) of the log this store belongs to, or None before
+        ``glasslog init`` bound one (stores made by glasslog before 0.1.0 shipped)."""
+        ...
+
+    def bind_identity(self, vkey: str) -> str:
+        """Record ``vkey`` as the store's log unless one is recorded; return the recorded one.
+
+        Only ``glasslog init`` calls it (on PostgreSQL it needs the schema owner).
+        It never replaces a recorded key: the caller compares the answer with its own.
+        """
+        ...
+
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
         """Be the only sequencer of this store while the context lasts (waits for one)."""
         ...

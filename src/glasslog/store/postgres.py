@@ -712,6 +712,23 @@ class PostgresStore:
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
 
+    def identity(self) -> str | None:
+        row = self._query_one("SELECT value FROM meta WHERE key = 'vkey'", ())
+        return None if row is None else str(row[0])
+
+    def bind_identity(self, vkey: str) -> str:
+        """Record the log's key; the app role may only read ``meta``, so this is init's job."""
+        try:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('vkey', %s) ON CONFLICT (key) DO NOTHING",
+                (vkey,),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "recording the log's verifier key") from exc
+        bound = self.identity()
+        assert bound is not None  # inserted above, or already there
+        return bound
+
     def optimize(self, *, written: int | None = None) -> None:
         """Refresh the planner's statistics and the visibility map (VACUUM ANALYZE).
 

@@ -434,6 +434,22 @@ class SQLiteStore:
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
 
+    def identity(self) -> str | None:
+        row = self._query_one("SELECT value FROM meta WHERE key = 'vkey'", ())
+        return None if row is None else str(row[0])
+
+    def bind_identity(self, vkey: str) -> str:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('vkey', ?)", (vkey,)
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "recording the log's verifier key") from exc
+        bound = self.identity()
+        assert bound is not None  # inserted above, or already there
+        return bound
+
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
         """Nothing to take here: an embedded store has one data directory, whose
         ``writer.lock`` (:meth:`glasslog.datadir.DataDir.writer_lock`) every writer

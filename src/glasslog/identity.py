@@ -1,0 +1,148 @@
+"""A log's identity: the one signing key whose checkpoints a store may hold.
+
+Checkpoints cannot be deleted, so one checkpoint signed with the wrong key poisons a
+log for good: from then on ``glasslog verify`` with the log's real key says TAMPERED,
+and nothing undoes it. The way to get there was innocent — ``glasslog init`` with a
+new data directory pointed at an existing store made a second key, and the next
+``ingest`` signed with it.
+
+So a store is bound to its log. ``glasslog init`` records the log's verifier key in
+the store (``meta.vkey``) the first time, and every later ``init`` and every writer
+checks its signing key against it before it writes anything. Stores created before
+the binding existed are bound by the next ``init`` after their latest checkpoint has
+been verified with the data directory's key, and until then writers check that
+checkpoint directly: a key that did not sign the log's checkpoints is refused either
+way.
+
+This guards against mistakes. Someone with write access to the database can edit
+``meta``; what protects the log from them is that a writer also verifies the newest
+checkpoint with its own key before it signs, and ``verify`` checks every signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from glasslog.datadir import DataDir
+from glasslog.errors import ConfigError, NoteError
+from glasslog.ledger.note import Signer, Verifier, verify_checkpoint
+from glasslog.store import open_store
+from glasslog.store.base import Store
+
+
+def _origin(vkey: str) -> str:
+    return vkey.split("+", 1)[0]
+
+
+def _another_log(where: str, bound: str, signer_vkey: str, data: Path | None) -> ConfigError:
+    holder = f"the signing key in {data}" if data else "this signing key"
+    return ConfigError(
+        f"{where} belongs to the log {_origin(bound)!r} (verifier key {bound}), but "
+        f"{holder} is for {_origin(signer_vkey)!r} ({signer_vkey}); refusing to "
+        "sign with it, which would make the log fail verification for good. Use the --data "
+        "directory that holds the log's own signing key, or give a new --store for a new log"
+    )
+
+
+def check_signer(store: Store, signer: Signer, *, data: Path | None = None) -> None:
+    """Refuse ``signer`` unless it is the key of the log ``store`` belongs to.
+
+    The recorded identity is compared first (it names both logs in the message);
+    the newest checkpoint is then verified with the signer's own key, which also
+    covers stores bound before they had an identity, and a ``meta`` row someone edited.
+    """
+    where = describe(store)
+    bound = store.identity()
+    if bound is not None and bound != signer.vkey:
+        raise _another_log(where, bound, signer.vkey, data)
+    latest = store.latest_checkpoint()
+    if latest is None:
+        return
+    try:
+        verify_checkpoint(latest.note, verifier=Verifier.from_vkey(signer.vkey))
+    except NoteError:
+        holder = f"the key in {data}" if data else "this signing key"
+        raise ConfigError(
+            f"the newest checkpoint in {where} (tree size {latest.size}) was not signed by "
+            f"{holder} ({signer.vkey}); refusing to sign with it, which would make "
+            "the log fail verification for good. Use the --data directory that holds the "
+            "log's own signing key (`glasslog verify` there shows whether the store is intact)"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Initialised:
+    """What ``glasslog init`` did."""
+
+    signer: Signer
+    created: bool
+    """True when this call made the data directory's keys."""
+    upgraded_from: int | None
+    """The store schema version migrated from, if the store was upgraded."""
+
+
+def initialise(data: Path, *, store: str | None, origin: str | None) -> Initialised:
+    """Create (or check) a data directory and its store, and bind the store to the log.
+
+    Safe to run again with the same directory and store. Refuses, before writing
+    any key, a data directory whose key is not the store's log's key — including a
+    new directory pointed at a store that already belongs to a log.
+    """
+    datadir = DataDir(data)
+    had_keys = datadir.exists()
+    made_dir = not datadir.path.exists()
+    datadir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    spec = datadir.store_spec(store)
+    try:
+        opened = open_store(spec, create=True)
+    except BaseException:
+        if made_dir:
+            _remove_empty(datadir.path)
+        raise
+    try:
+        where = describe(opened)
+        if not had_keys:
+            bound = opened.identity()
+            latest = opened.latest_checkpoint()
+            if bound is not None or latest is not None:
+                name = (
+                    _origin(bound) if bound else _checkpoint_origin(latest.note if latest else "")
+                )
+                if made_dir:
+                    _remove_empty(datadir.path)
+                raise ConfigError(
+                    f"{where} already holds the log {name!r}, and {data} has no key for it; "
+                    "a new key would make that log fail verification for good. Run glasslog "
+                    "with the --data directory created with that store, or give a new --store "
+                    "to start a new log"
+                )
+        signer, created = datadir.init_keys(origin=origin)
+        check_signer(opened, signer, data=data)
+        bound = opened.bind_identity(signer.vkey)
+        if bound != signer.vkey:  # another init bound it between our check and our insert
+            raise _another_log(where, bound, signer.vkey, data)
+        return Initialised(signer=signer, created=created, upgraded_from=opened.upgraded_from)
+    finally:
+        opened.close()
+
+
+def _checkpoint_origin(note: str) -> str:
+    return note.split("\n", 1)[0]
+
+
+def describe(store: Store) -> str:
+    """The store for messages: its file, or its PostgreSQL database without credentials."""
+    where = getattr(store, "where", None) or getattr(store, "path", None)
+    return f"the store {where}" if where is not None else "the store"
+
+
+def _remove_empty(path: Path) -> None:
+    """Undo our own ``mkdir`` when init refuses, leaving nothing behind."""
+    try:
+        for child in path.iterdir():
+            if child.name.startswith("glasslog.db"):
+                child.unlink()
+        path.rmdir()
+    except OSError:
+        pass
