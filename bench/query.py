@@ -9,6 +9,10 @@ p50/p95 per query, and in the same run the baseline a user without glasslog has:
 ``grep`` and ``jq`` over the same kind of events as JSON lines — measured on
 1,000,000 events and extrapolated linearly to the store's size (said so in the
 output).
+
+Deep pages (issue 8 §7): for full-text queries, page 1 and page 200 of 50 — reached
+by following 199 cursors, untimed — each timed 40 times, side by side, with the
+full-text matches each read (SQLite). ``--deep-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -163,6 +167,64 @@ def page_through(log: Any, pages: int) -> list[float]:
     return times
 
 
+DEEP_PAGE = 200
+"""The page compared with the first: 200 pages of 50 is 10,000 events into the result."""
+
+DEEP_QUERIES: list[tuple[str, Callable[[int], str]]] = [
+    ("full-text word", lambda v: WORDS[v]),
+    ("full-text word + service", lambda v: f"{WORDS[v]} service:{SERVICES[v]}"),
+    ("full-text phrase", lambda v: PHRASES[v % 4]),
+    ("full-text phrase + outcome", lambda v: f"{PHRASES[v % 4]} outcome:success"),
+]
+"""A word and a phrase, alone and with another filter; five variants each (v = 0..4)."""
+
+
+def deep_pages(log: Any) -> dict[str, dict[str, Any]]:
+    """Page 1 against page DEEP_PAGE of each deep-page query: p50/p95 ms and matches read."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, query_of in DEEP_QUERIES:
+        cursors: list[str | None] = []
+        for v in range(5):
+            cursor = None
+            for _ in range(DEEP_PAGE - 1):
+                cursor = log.search(query_of(v), limit=50, cursor=cursor, now=END).cursor
+                assert cursor is not None, f"{query_of(v)!r} has fewer than {DEEP_PAGE} pages"
+            cursors.append(cursor)
+        times: dict[str, list[float]] = {"first": [], "deep": []}
+        reads: dict[str, list[int]] = {"first": [], "deep": []}
+        for i in range(RUNS):
+            for which, cursor in (("first", None), ("deep", cursors[i % 5])):
+                started = time.perf_counter()
+                log.search(query_of(i % 5), limit=50, cursor=cursor, now=END)
+                times[which].append(time.perf_counter() - started)
+                # Only SQLite counts them (older versions of glasslog did not).
+                reads[which].append(getattr(log._search, "text_rows_read", -1))
+        row: dict[str, Any] = {}
+        for which in ("first", "deep"):
+            p50, p95 = _percentiles(times[which])
+            row[which] = {
+                "p50_ms": p50 * 1000,
+                "p95_ms": p95 * 1000,
+                "rows_read_p50": statistics.median(reads[which]),
+            }
+        out[name] = row
+    return out
+
+
+def print_deep(deep: dict[str, dict[str, Any]]) -> None:
+    print(f"\ndeep pages: page 1 against page {DEEP_PAGE} of 50 (reached through cursors)")
+    print(f"{'query':28} {'page 1 p50':>10} {'p95':>6} {f'page {DEEP_PAGE} p50':>12} {'p95':>6}"
+          f" {'p95 ratio':>9}   full-text matches read, p50 (page 1 / {DEEP_PAGE})")  # fmt: skip
+    for name, r in deep.items():
+        first, last = r["first"], r["deep"]
+        ratio = last["p95_ms"] / max(first["p95_ms"], 1e-6)
+        read = " / ".join(
+            "-" if x["rows_read_p50"] < 0 else f"{x['rows_read_p50']:,.0f}" for x in (first, last)
+        )
+        print(f"{name:28} {first['p50_ms']:10.1f} {first['p95_ms']:6.1f} {last['p50_ms']:12.1f}"
+              f" {last['p95_ms']:6.1f} {ratio:8.2f}x   {read}")  # fmt: skip
+
+
 def baseline(source: Path, request_id: str) -> list[tuple[str, str]]:
     """The same questions as shell pipelines over JSON lines (what a user would do)."""
     day = (END - timedelta(days=3)).strftime("%Y-%m-%d")
@@ -228,6 +290,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/glasslog-query-bench"))
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument(
+        "--deep-only", action="store_true", help="only page 1 against page 200 of full text"
+    )
+    parser.add_argument(
         "--store",
         help="a PostgreSQL server's admin URL: benchmark PostgreSQL (database "
         "glasslog_query_bench on that server, built once and reused)",
@@ -238,6 +303,14 @@ def main() -> None:
     store = _pg_bench_database(args.store) if args.store else None
     build(data, args.events, args.store)
     if args.build_only:
+        return
+    out = Path(f"bench/out/query{'-postgres' if store else ''}.json")
+    if args.deep_only:
+        with Log.open(data, store=store) as log:
+            deep = deep_pages(log)
+        print_deep(deep)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_name(f"{out.stem}-deep.json").write_text(json.dumps(deep, indent=2) + "\n")
         return
     rng = random.Random(11)
     with Log.open(data, store=store) as log:
@@ -264,6 +337,7 @@ def main() -> None:
         results["page of 50 through a cursor"] = {
             "kind": "filtered", "p50_ms": p50 * 1000, "p95_ms": p95 * 1000,
         }  # fmt: skip
+        deep = deep_pages(log)
 
     source = args.dir / "baseline.jsonl"
     if not source.exists() or sum(1 for _ in source.open()) != args.baseline_events:
@@ -288,10 +362,9 @@ def main() -> None:
         print(f"{name:38} {r['kind']:12} {r['p50_ms']:9.1f} {r['p95_ms']:9.1f} {b:10.1f} "
               f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x")  # fmt: skip
         r["baseline_s"] = b
-    Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path(f"bench/out/query{'-postgres' if store else ''}.json").write_text(
-        json.dumps(results, indent=2) + "\n"
-    )
+    print_deep(deep)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**results, "deep pages": deep}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

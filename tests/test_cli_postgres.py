@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -103,3 +105,35 @@ def test_conninfo_instead_of_a_url_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "give it as a URL" in result.stderr
     assert not any(p.name.startswith("host=") for p in Path.cwd().iterdir())
+
+
+def test_queries_and_keys_past_64_bits_are_clean_errors_on_postgres(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """On PostgreSQL too, a number no bigint holds is a clean error or matches nothing, and
+    a query starting with '-' and group-level --store work."""
+    data = _init(tmp_path, pg_database)
+    store = ["--store", pg_database]
+    run_sqlite("ingest", "-", *store, data=data, stdin=_jsonl([make_event() for _ in range(3)]))
+    huge = "99999999999999999999999"
+    for args, code, said in [
+        (["get", huge], 1, "a seq is at most 9223372036854775807"),
+        (["search", f"seq:{huge}"], 1, "out of range"),
+        (["count", f"seq:{huge}"], 1, "out of range"),
+        (["count", f"metadata.rows:{huge}"], 0, ""),
+        (["histogram", f"metadata.rows:{huge}"], 0, ""),
+        (["search", f"-metadata.rows:{huge}", "--json"], 0, ""),
+    ]:
+        result = run_sqlite(*args, *store, data=data)
+        assert result.returncode == code, (args, result.stderr)
+        assert said in result.stderr
+        assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+    assert run_sqlite("count", f"metadata.rows:{huge}", *store, data=data).stdout.strip() == "0"
+    negated = run_sqlite("search", f"-metadata.rows:{huge}", "--json", *store, data=data)
+    assert len(negated.stdout.splitlines()) == 3
+    before = subprocess.run(
+        [sys.executable, "-m", "glasslog", "--store", pg_database, "--data", str(data),
+         "count", "-outcome:failure"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert before.stdout.strip() == "3", before.stderr

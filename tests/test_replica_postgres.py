@@ -82,12 +82,12 @@ def test_a_replica_answers_queries_proofs_and_verify(pg_database: str) -> None:
 
 def test_writing_to_a_replica_is_one_clear_error(tmp_path: Path, pg_database: str) -> None:
     """An ingest pointed at the standby fails with a one-line error and stores nothing."""
-    with temporary_log(store=pg_database) as tlog:
-        tlog.submit([make_event()])
-    replica = _replica_of(pg_database)
-    _caught_up(pg_database, replica)
     data = tmp_path / "keys"
     assert run("init", "--store", pg_database, data=data).returncode == 0
+    stored = run("ingest", "-", "--store", pg_database, data=data, stdin=_jsonl([make_event()]))
+    assert stored.returncode == 0, stored.stderr
+    replica = _replica_of(pg_database)
+    _caught_up(pg_database, replica)
     result = run("ingest", "-", "--store", replica, data=data, stdin=_jsonl([make_event()]))
     assert result.returncode == 1, result.stderr
     assert "accepts only reads (a read replica" in result.stderr

@@ -10,21 +10,27 @@ level (bits flipped in the SQLite file) are in tests/test_tamper.py.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from glasslog.errors import IntegrityError
+from glasslog.datadir import DataDir
+from glasslog.errors import IntegrityError, NotFoundError
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Signer, Verifier
+from glasslog.log import Log
+from glasslog.store import open_store
 from glasslog.verify import verify_store
 from tests.conftest import BACKENDS, admin_dsn, backend_log, make_event
 
@@ -170,16 +176,16 @@ def test_inserted_event_is_found(built: Built) -> None:
     columns = "time, service, action, actor_id, outcome, request_id, trace_id, body, commits, salts"
     built.sql({
         "sqlite": [
-            "UPDATE events SET seq = -seq - 1 WHERE seq >= 500",
-            "UPDATE events SET seq = -seq WHERE seq < 0",
+            "UPDATE events SET seq = seq + 1000000 WHERE seq >= 500",
+            "UPDATE events SET seq = seq - 999999 WHERE seq >= 1000000",
             f"INSERT INTO events (seq, id, {columns}) SELECT 500, randomblob(16), {columns}"
             " FROM events WHERE seq = 499",
         ],
         "postgres": [
-            "UPDATE events SET seq = -seq - 1 WHERE seq >= 500",
-            "UPDATE events SET seq = -seq WHERE seq < 0",
-            "UPDATE event_keys SET seq = -seq - 1 WHERE seq >= 500",
-            "UPDATE event_keys SET seq = -seq WHERE seq < 0",
+            "UPDATE events SET seq = seq + 1000000 WHERE seq >= 500",
+            "UPDATE events SET seq = seq - 999999 WHERE seq >= 1000000",
+            "UPDATE event_keys SET seq = seq + 1000000 WHERE seq >= 500",
+            "UPDATE event_keys SET seq = seq - 999999 WHERE seq >= 1000000",
             f"INSERT INTO events (seq, id, {columns}, tsv) SELECT 500, gen_random_uuid()::text"
             f"::bytea, {columns}, tsv FROM events WHERE seq = 499",
             "INSERT INTO event_keys (seq, id, time) SELECT seq, id, time FROM events"
@@ -193,9 +199,9 @@ def test_reordered_events_are_found(built: Built) -> None:
     """Swapping two events' contents names the first of them."""
     built.sql({
         "sqlite": [
-            "UPDATE events SET seq = -1 WHERE seq = 100",
+            "UPDATE events SET seq = 1000000 WHERE seq = 100",
             "UPDATE events SET seq = 100 WHERE seq = 101",
-            "UPDATE events SET seq = 101 WHERE seq = -1",
+            "UPDATE events SET seq = 101 WHERE seq = 1000000",
         ],
         "postgres": [
             "UPDATE events e SET body = o.body, commits = o.commits, salts = o.salts"
@@ -267,3 +273,147 @@ def test_deleted_unsigned_tail_is_found_through_the_tiles(backend: str) -> None:
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
+
+
+# -- issue 9 §1: rows outside the tree -----------------------------------------------------
+
+_COLUMNS = "time, service, action, actor_id, outcome, request_id, trace_id, body, commits, salts"
+_FORGED_ROW = {
+    "sqlite": f"INSERT INTO events (seq, id, {_COLUMNS}) SELECT -1, randomblob(16), {_COLUMNS}"
+    " FROM events WHERE seq = 599",
+    "postgres": f"INSERT INTO events (seq, id, {_COLUMNS}, tsv) SELECT -1,"
+    f" gen_random_uuid()::text::bytea, {_COLUMNS}, tsv FROM events WHERE seq = 599",
+}
+
+
+def test_a_row_below_seq_0_is_refused_by_the_schema(built: Built) -> None:
+    """INSERT rights alone (every trigger in place) cannot add a row outside the tree."""
+    if built.backend == "sqlite":
+        conn = sqlite3.connect(built.spec, isolation_level=None)
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(_FORGED_ROW["sqlite"])
+        conn.close()
+        return
+    with psycopg.connect(built.spec, autocommit=True) as pg:
+        pg.execute("SET search_path TO glasslog")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            pg.execute(_FORGED_ROW["postgres"].encode())
+
+
+def test_a_row_outside_the_tree_is_named_by_verify(built: Built) -> None:
+    """With the schema's guard removed, the row at seq -1 is named instead of passing unseen."""
+    built.sql({
+        "sqlite": ["PRAGMA ignore_check_constraints = ON",
+                   "DROP TRIGGER events_seq_in_tree", _FORGED_ROW["sqlite"]],
+        "postgres": ["ALTER TABLE events DROP CONSTRAINT events_seq_in_tree",
+                     _FORGED_ROW["postgres"]],
+    })  # fmt: skip
+    built.verify_fails_at(-1, "seq -1: a row outside the tree")
+
+
+def test_reads_never_show_a_row_outside_the_tree(built: Built, tmp_path: Path) -> None:
+    """get by id, trace and search skip the forged row at seq -1 that verify names."""
+    built.sql({
+        "sqlite": ["PRAGMA ignore_check_constraints = ON",
+                   "DROP TRIGGER events_seq_in_tree", _FORGED_ROW["sqlite"]],
+        "postgres": ["ALTER TABLE events DROP CONSTRAINT events_seq_in_tree",
+                     "ALTER TABLE event_keys DROP CONSTRAINT event_keys_seq_in_tree",
+                     _FORGED_ROW["postgres"],
+                     "INSERT INTO event_keys (seq, id, time) SELECT seq, id, time FROM events"
+                     " WHERE seq = -1"],
+    })  # fmt: skip
+    data = tmp_path / "keys"
+    data.mkdir()
+    (data / "signing.key").touch(mode=0o600)  # Log.open wants an initialised directory
+    (data / "log.vkey").write_text(built.verifier.vkey + "\n")
+    log = Log(DataDir(data), open_store(built.spec))
+    try:
+        forged = _forged(built)
+        with pytest.raises(NotFoundError):
+            log.get(forged["id"])
+        request = forged["context"]["request_id"]
+        traced = [e["seq"] for e in log.trace(request)]
+        assert 599 in traced
+        assert -1 not in traced
+        assert -1 not in [e["seq"] for e in log.search(f"request:{request}").events]
+    finally:
+        log.close()
+
+
+def _forged(built: Built) -> dict[str, Any]:
+    """The forged row's event, read straight from the database."""
+    if built.backend == "sqlite":
+        conn = sqlite3.connect(built.spec)
+        (body, key) = conn.execute("SELECT body, id FROM events WHERE seq = -1").fetchone()
+        conn.close()
+    else:
+        with psycopg.connect(built.spec) as pg:
+            row = pg.execute("SELECT body, id FROM glasslog.events WHERE seq = -1").fetchone()
+            assert row is not None
+            body, key = row
+    event: dict[str, Any] = json.loads(body)
+    event["id"] = str(uuid.UUID(bytes=bytes(key)))
+    return event
+
+
+def test_a_second_row_for_one_seq_is_found(built: Built) -> None:
+    """PostgreSQL's partitioned events accept a seq twice (with another time): verify counts."""
+    columns = "service, action, actor_id, outcome, request_id, trace_id, body, commits, salts"
+    built.sql({
+        "sqlite": [f"INSERT INTO events (seq, id, time, {columns}) SELECT 5000, randomblob(16),"
+                   f" time, {columns} FROM events WHERE seq = 599"],
+        "postgres": [f"INSERT INTO events (seq, id, time, {columns}, tsv) SELECT 599,"
+                     f" gen_random_uuid()::text::bytea, time + 1, {columns}, tsv"
+                     " FROM events WHERE seq = 599"],
+    })  # fmt: skip
+    if built.backend == "sqlite":  # seq is unique there: a far row leaves a gap, named
+        built.verify_fails_at(1000, "seq 1000 is missing")
+    else:
+        built.verify_fails_at(None, "a seq stored twice")
+
+
+# -- issue 9 §2: counters only grow, for everyone but someone who drops the guards ---------
+
+
+def test_counters_cannot_be_lowered_or_deleted_through_sql(built: Built) -> None:
+    """rollups and seq_blocks refuse UPDATE that lowers and any DELETE, triggers in place."""
+    statements = [
+        "UPDATE rollups SET count = 0 WHERE dim = 'actor_id'",
+        "DELETE FROM rollups WHERE dim = 'service'",
+        "UPDATE seq_blocks SET max_time = 0",
+        "DELETE FROM seq_blocks",
+        "DELETE FROM meta WHERE key = 'vkey'",
+        "UPDATE meta SET value = 'forged' WHERE key = 'vkey'",
+    ]
+    for statement in statements:
+        if built.backend == "sqlite":
+            conn = sqlite3.connect(built.spec, isolation_level=None)
+            with pytest.raises(sqlite3.IntegrityError, match="glasslog"):
+                conn.execute(statement)
+            conn.close()
+            continue
+        with psycopg.connect(built.spec, autocommit=True) as pg:
+            pg.execute("SET search_path TO glasslog")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="glasslog"):
+                pg.execute(statement.encode())
+    test_untouched_copy_verifies(built)
+
+
+def test_the_app_role_has_no_update_or_delete_on_any_table() -> None:
+    """On PostgreSQL the application role may only SELECT and INSERT, and call the counters."""
+    with backend_log("postgres") as tlog, psycopg.connect(tlog.spec, autocommit=True) as pg:
+        tlog.submit([make_event() for _ in range(10)])  # the counters' functions ran
+        rows = pg.execute(
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = 'glasslog_app' AND table_schema = 'glasslog'"
+            " AND privilege_type NOT IN ('SELECT', 'INSERT')"
+        ).fetchall()
+        counters = pg.execute(
+            "SELECT privilege_type FROM information_schema.role_table_grants"
+            " WHERE grantee = 'glasslog_app' AND table_name IN ('rollups', 'seq_blocks')"
+            " AND privilege_type <> 'SELECT'"
+        ).fetchall()
+        (rollups,) = pg.execute("SELECT sum(count) FROM glasslog.rollups").fetchone() or (0,)
+    assert rows == []
+    assert counters == []
+    assert rollups == 40  # 10 events x 4 dimensions, added through add_rollups

@@ -1,32 +1,57 @@
 """``glasslog`` — the command line. Thin: parse input, call the library, format output.
 
-Every command takes ``--data DIR`` (or ``GLASSLOG_DATA``; default ``./glasslog-data``).
-Errors are one line on stderr and a non-zero exit status, never a traceback.
+Every command takes ``--data DIR`` (or ``GLASSLOG_DATA``; default ``./glasslog-data``),
+before or after the command name. Errors are one line on stderr (a query error adds the
+query and a caret) and a non-zero exit status, never a traceback. Text meant for people
+goes through :func:`glasslog.display.printable`, because it may hold what someone
+logged; ``--json`` output is for programs and is left to JSON's own escaping.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import click
+from click.core import ParameterSource
 
 from glasslog import __version__
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
-from glasslog.errors import GlasslogError, IntegrityError
+from glasslog.display import duration, pointed, printable
+from glasslog.errors import GlasslogError, IntegrityError, QueryError
 from glasslog.identity import initialise
-from glasslog.ingest.bulk import ingest_lines
+from glasslog.ingest.bulk import Interrupted, Tally, ingest_lines, input_size
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Verifier
-from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, Log
+from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, MISSING, Log
+from glasslog.query.language import MAX_SEQ
 from glasslog.store import open_store
-from glasslog.verify import verify_store
+from glasslog.verify import KnownCheckpoint, verify_store
+
+
+def _inherited(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A subcommand's ``--data``/``--store``, or the one given before the command name.
+
+    ``glasslog --data D search …`` works as ``git -C D …`` does. The subcommand's own
+    option wins when both are given; either beats the environment variable, which
+    beats the default.
+    """
+    name = param.name
+    if name is None or ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+        return value
+    given = ctx.find_root().params.get(name)
+    return value if given is None else given
+
 
 data_option = click.option(
     "--data",
@@ -35,6 +60,7 @@ data_option = click.option(
     envvar="GLASSLOG_DATA",
     default=DEFAULT_DATA,
     show_default=True,
+    callback=_inherited,
     help="Data directory of the log (env: GLASSLOG_DATA).",
 )
 
@@ -44,18 +70,33 @@ store_option = click.option(
     "store",
     envvar="GLASSLOG_STORE",
     default=None,
+    callback=_inherited,
     help="Where events live: a PostgreSQL DSN (postgresql://…) or a SQLite file "
     "(env: GLASSLOG_STORE; default: DIR/glasslog.db).",
 )
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
 
 def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"glasslog: error: {message}", err=True)
+    """Print ``message`` as one line on stderr, control characters escaped, and exit."""
+    click.echo(f"glasslog: error: {printable(message)}", err=True)
     sys.exit(code)
 
 
-def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2 if sys.stdout.isatty() else None))
+def _fail_query(exc: QueryError) -> None:
+    """A query error: the message, then the query with a caret under the culprit."""
+    if exc.query is None or exc.column is None:
+        _fail(exc.message)
+    else:
+        click.echo(f"glasslog: error: {pointed(exc.message, exc.query, exc.column)}", err=True)
+        sys.exit(1)
+
+
+def _emit(obj: Any, *, compact: bool = False) -> None:
+    """Print ``obj`` as JSON: indented for a person at a terminal, else one line."""
+    indent = None if compact or not sys.stdout.isatty() else 2
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=indent))
 
 
 class _Group(click.Group):
@@ -64,6 +105,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except QueryError as exc:
+            _fail_query(exc)
         except GlasslogError as exc:
             _fail(str(exc))
         except BrokenPipeError:  # e.g. `glasslog get 1 | head`: the reader left, not an error
@@ -90,21 +133,92 @@ class _Group(click.Group):
         return None
 
 
-@click.group(cls=_Group)
+class _QueryCommand(click.Command):
+    """A command whose QUERY may start with '-' (``search '-outcome:success'``).
+
+    Click would read such a query as an unknown short option. The rule: a word that
+    starts with ``--`` is an option (a misspelt one is still "No such option"), and so
+    is exactly a short option the command defines (``-h``); any other word that starts
+    with a single ``-`` (``-host:x``, ``-alpha``) is an argument. Options keep working
+    before or after the query, and ``--`` still ends the options.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._arguments_last(ctx, args))
+
+    def _arguments_last(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``args`` with every argument moved after a ``--``, in order, options first."""
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in [*param.opts, *param.secondary_opts]:
+                    takes_value[name] = not (param.is_flag or param.count)
+        options: list[str] = []
+        arguments: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                arguments += args[i + 1 :]
+                break
+            name = arg if arg.startswith("--") else arg[:2]
+            # A short flag only alone: -host:x is a query, not -h with -ost:x after it.
+            short = name in takes_value and (arg == name or takes_value[name])
+            if arg.startswith("--") or (len(arg) > 1 and short):
+                options.append(arg)
+                # An option's value may start with '-' too (--sort -time): keep it with it.
+                if takes_value.get(name) and arg == name and i + 1 < len(args):
+                    options.append(args[i + 1])
+                    i += 1
+            else:
+                arguments.append(arg)
+            i += 1
+        return [*options, "--", *arguments] if arguments else options
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="glasslog")
-def main() -> None:
-    """glasslog: audit logs you can prove were not altered."""
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Data directory of the log, for the command that follows (as git -C).",
+)
+@click.option("--store", "store", help="Where events live, for the command that follows.")
+def main(data: Path | None, store: str | None) -> None:
+    """glasslog: audit logs you can prove were not altered.
+
+    --data and --store may come before the command name (glasslog --data D search …)
+    or after it; given in both places, the command's own wins. Every command that
+    prints a result takes --json: its help says what the JSON holds.
+    """
 
 
 @main.command()
 @data_option
 @store_option
 @click.option("--origin", help="Log origin (checkpoint name), e.g. example.com/audit.")
-def init(data: Path, store: str | None, origin: str | None) -> None:
-    """Create the store and the signing key; print the verifier key. Safe to run twice."""
+@json_option
+def init(data: Path, store: str | None, origin: str | None, as_json: bool) -> None:
+    """Create the store and the signing key; print the verifier key. Safe to run twice.
+
+    JSON: {"vkey", "origin", "created": whether the key is new, "upgraded_from": the
+    store's previous schema version or null}.
+    """
     done = initialise(data, store=store, origin=origin)
     signer, created = done.signer, done.created
-    click.echo(signer.vkey)
+    if as_json:
+        _emit(
+            {
+                "vkey": signer.vkey,
+                "origin": signer.name,
+                "created": created,
+                "upgraded_from": done.upgraded_from,
+            },
+            compact=True,
+        )
+    else:
+        click.echo(signer.vkey)
     if done.upgraded_from is not None:
         click.echo(
             f"upgraded the store's schema from version {done.upgraded_from}"
@@ -113,6 +227,50 @@ def init(data: Path, store: str | None, origin: str | None) -> None:
         )
     if created:
         click.echo(f"initialised {data} (keep {data / 'signing.key'} secret)", err=True)
+
+
+class _IngestStatus:
+    """What ``ingest`` shows on a terminal: a line while another writer holds the lock,
+    then a progress bar over the input's bytes when its size is known (a file), else a
+    running count of events (a pipe). Updated once per batch, never per event."""
+
+    def __init__(self, data: Path, size: int | None) -> None:
+        self._data = data
+        self._size = size
+        self._stack = ExitStack()
+        self._update: Callable[[int, str], None] | None = None
+        self._shown = 0
+
+    def __enter__(self) -> _IngestStatus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def waiting(self) -> None:
+        click.echo(
+            printable(f"waiting for another glasslog process writing to {self._data}…"), err=True
+        )
+
+    def progress(self, tally: Tally) -> None:
+        if self._update is None:
+            bar = click.progressbar(
+                _unsized() if self._size is None else None,
+                length=self._size,
+                label="ingesting",
+                file=sys.stderr,
+                item_show_func=lambda text: text,
+            )
+            self._update = self._stack.enter_context(bar).update
+        events = tally.accepted + tally.duplicates + tally.rejected
+        done = events if self._size is None else tally.offset or 0
+        self._update(done - self._shown, f"{events:,} events")
+        self._shown = done
+
+
+def _unsized() -> Iterator[str]:
+    """An iterable of unknown length: click then draws a bar with no end, for a pipe."""
+    yield from ()
 
 
 @main.command()
@@ -147,6 +305,7 @@ def init(data: Path, store: str | None, origin: str | None) -> None:
     show_default=True,
     help="…or once the oldest uncovered event has waited this many seconds.",
 )
+@json_option
 def ingest(
     data: Path,
     store: str | None,
@@ -155,20 +314,35 @@ def ingest(
     batch_size: int,
     checkpoint_every: int,
     checkpoint_interval: float,
+    as_json: bool,  # accepted like every command's; the summary is JSON either way
 ) -> None:
-    """Ingest JSON lines from FILE ('-' for stdin); print a summary as JSON.
+    """Ingest JSON lines from FILE ('-' for stdin, gzip read as such); print a summary.
+
+    JSON (with or without --json): {"accepted", "duplicates", "rejected": [{"line",
+    "errors": [message…]}…]}.
 
     Exit 0 when nothing was rejected, 2 otherwise (the valid events are still stored).
+    Ctrl-C stops after the batch being written, signs a checkpoint, says what was stored
+    and exits 130; a second Ctrl-C stops at once. A progress bar is shown on a terminal.
     """
     settings = Settings(
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
         checkpoint_interval=checkpoint_interval,
     )
+    status = _IngestStatus(data, input_size(file)) if sys.stderr.isatty() else None
     with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
-        accepted, duplicates, n_rejected = ingest_lines(
-            DataDir(data), file, settings=settings, workers=workers, rejected=rejected, store=store
-        )
+        try:
+            with status or ExitStack():
+                accepted, duplicates, n_rejected = ingest_lines(
+                    DataDir(data), file, settings=settings, workers=workers,
+                    rejected=rejected, store=store,
+                    progress=status.progress if status else None,
+                    waiting=status.waiting if status else None,
+                )  # fmt: skip
+        except Interrupted as stop:
+            click.echo(f"glasslog: {stop}", err=True)
+            sys.exit(130)
         rejected.seek(0)
         out = sys.stdout
         out.write(f'{{"accepted": {accepted}, "duplicates": {duplicates}, "rejected": [')
@@ -184,28 +358,53 @@ def ingest(
 @data_option
 @store_option
 @click.argument("key")
-def get(data: Path, store: str | None, key: str) -> None:
-    """Print the stored event with seq or id KEY as JSON."""
+@json_option
+def get(data: Path, store: str | None, key: str, as_json: bool) -> None:
+    """Print the stored event with seq or id KEY as JSON.
+
+    Indented on a terminal; one line when piped, or with --json.
+    """
     with Log.open(data, store=store) as log:
-        _emit(log.get(key))
+        _emit(log.get(key), compact=as_json)
 
 
 @main.command()
 @data_option
 @store_option
-def checkpoint(data: Path, store: str | None) -> None:
-    """Print the latest signed checkpoint, exactly as signed."""
+@json_option
+def checkpoint(data: Path, store: str | None, as_json: bool) -> None:
+    """Print the latest signed checkpoint, exactly as signed.
+
+    JSON: {"origin", "size", "root" (base64), "note": the signed note as above}, after
+    checking the note's signature with the log's verifier key.
+    """
     with Log.open(data, store=store) as log:
-        click.echo(log.latest_checkpoint().note, nl=False)
+        note = log.latest_checkpoint().note
+        if not as_json:
+            click.echo(note, nl=False)
+            return
+        cp = log.verify_checkpoint_note(note)
+    root = base64.b64encode(cp.root).decode("ascii")
+    _emit({"origin": cp.origin, "size": cp.size, "root": root, "note": note}, compact=True)
 
 
 @main.command()
 @data_option
-def vkey(data: Path) -> None:
-    """Print the log's verifier key."""
+@json_option
+def vkey(data: Path, as_json: bool) -> None:
+    """Print the log's verifier key. JSON: {"vkey", "origin"}."""
     datadir = DataDir(data)
     datadir.require()
-    click.echo(datadir.vkey())
+    key = datadir.vkey()
+    if as_json:
+        _emit({"vkey": key, "origin": Verifier.from_vkey(key).name}, compact=True)
+    else:
+        click.echo(key)
+
+
+_SEQ = click.IntRange(0, MAX_SEQ)
+"""A seq: a database integer is 64-bit, so a larger number is refused by click."""
+_SIZE = click.IntRange(1, MAX_SEQ + 1)
 
 
 @main.group()
@@ -216,23 +415,35 @@ def proof() -> None:
 @proof.command("inclusion")
 @data_option
 @store_option
-@click.argument("seq", type=click.IntRange(min=0))
-@click.option("--size", type=click.IntRange(min=1), help="Tree size (default: latest checkpoint).")
-def proof_inclusion(data: Path, store: str | None, seq: int, size: int | None) -> None:
-    """Prove that event SEQ is in the tree."""
+@click.argument("seq", type=_SEQ)
+@click.option("--size", type=_SIZE, help="Tree size (default: latest checkpoint).")
+@json_option
+def proof_inclusion(
+    data: Path, store: str | None, seq: int, size: int | None, as_json: bool
+) -> None:
+    """Prove that event SEQ is in the tree.
+
+    JSON (one line when piped, or with --json): {"seq", "tree_size", "leaf", "leaf_hash",
+    "proof": [hash…], "root"}, bytes in base64.
+    """
     with Log.open(data, store=store) as log:
-        _emit(log.inclusion(seq, size=size))
+        _emit(log.inclusion(seq, size=size), compact=as_json)
 
 
 @proof.command("consistency")
 @data_option
 @store_option
-@click.argument("old", type=click.IntRange(min=1))
-@click.argument("new", type=click.IntRange(min=1))
-def proof_consistency(data: Path, store: str | None, old: int, new: int) -> None:
-    """Prove that the tree of size NEW extends the tree of size OLD."""
+@click.argument("old", type=_SIZE)
+@click.argument("new", type=_SIZE)
+@json_option
+def proof_consistency(data: Path, store: str | None, old: int, new: int, as_json: bool) -> None:
+    """Prove that the tree of size NEW extends the tree of size OLD.
+
+    JSON (one line when piped, or with --json): {"size1", "size2", "root1", "root2",
+    "proof": [hash…]}, bytes in base64.
+    """
     with Log.open(data, store=store) as log:
-        _emit(log.consistency(old, new))
+        _emit(log.consistency(old, new), compact=as_json)
 
 
 @main.command()
@@ -246,11 +457,41 @@ def proof_consistency(data: Path, store: str | None, old: int, new: int) -> None
     show_default="the number of cores",
     help="Processes that recompute leaves in parallel.",
 )
-def verify(data: Path, store: str | None, vkey_text: str | None, workers: int) -> None:
-    """Recompute every leaf, rebuild the tree and check every checkpoint."""
+@click.option(
+    "--checkpoint",
+    "notes",
+    multiple=True,
+    type=click.File("r", encoding="utf-8"),
+    help="A checkpoint obtained out of band (from a witness, a monitor, an email) that the "
+    "store must still hold; repeat for several.",
+)
+@json_option
+def verify(
+    data: Path,
+    store: str | None,
+    vkey_text: str | None,
+    workers: int,
+    notes: tuple[IO[str], ...],
+    as_json: bool,
+) -> None:
+    """Recompute every leaf, rebuild the tree and check every checkpoint.
+
+    Also checks that the store still holds the newest checkpoint signed through this
+    data directory (checkpoint.json) and every --checkpoint given: deleting signed
+    checkpoints from the database does not make a rewritten history pass.
+
+    JSON: {"intact": true, "events", "checkpoints", "covered", "pending", "seconds"}; when
+    tampering is found, {"intact": false, "error", "seq": the first bad seq or null}
+    (and the error on stderr, exit 1).
+    """
     datadir = DataDir(data)
     datadir.require()
     verifier = Verifier.from_vkey(vkey_text) if vkey_text else datadir.verifier()
+    known = [KnownCheckpoint(note=f.read(), source=f.name) for f in notes]
+    recorded = datadir.recorded_checkpoint()
+    if recorded is not None:
+        source = str(datadir.checkpoint_file)
+        known.append(KnownCheckpoint(recorded.note, source, checkpoints=recorded.checkpoints))
     spec = datadir.store_spec(store)
     target = open_store(spec, readonly=True)
     total = target.size()
@@ -258,18 +499,26 @@ def verify(data: Path, store: str | None, vkey_text: str | None, workers: int) -
     try:
         if sys.stderr.isatty():
             with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
-                report = verify_store(spec, verifier, workers=workers, progress=bar.update)
+                report = verify_store(
+                    spec, verifier, workers=workers, progress=bar.update, known=known
+                )
         else:
-            report = verify_store(spec, verifier, workers=workers)
+            report = verify_store(spec, verifier, workers=workers, known=known)
     except IntegrityError as exc:
+        if as_json:
+            _emit({"intact": False, "error": str(exc), "seq": exc.seq}, compact=True)
         _fail(f"TAMPERED: {exc}")
         return
-    click.echo(report.summary())
+    if as_json:
+        summary = {"intact": True, **dataclasses.asdict(report), "pending": report.pending}
+        _emit(summary, compact=True)
+    else:
+        click.echo(report.summary())
 
 
 @main.command()
 @click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("glasslog-demo"), show_default=True,
+              default=Path("glasslog-demo"), show_default=True, callback=_inherited,
               help="Where the demo log is created (reused if it exists).")  # fmt: skip
 @click.option("--events", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
 def demo(data: Path, events: int) -> None:
@@ -284,11 +533,15 @@ timeout_option = click.option(
     show_default=True,
     help="Seconds before the query is cancelled.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> None:
-    """Print rows as aligned columns (the last column is not padded)."""
+    """Print rows as aligned columns (the last column is not padded).
+
+    Every cell goes through :func:`printable`: a cell holds text someone logged, and
+    a newline or escape sequence in it must not draw a row or a colour of its own.
+    """
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     for line in [headers, *rows]:
         cells = [c.ljust(w) for c, w in zip(line[:-1], widths, strict=False)] + [line[-1]]
@@ -299,9 +552,16 @@ def _short_time(text: str) -> str:
     return text[:23].replace("T", " ")
 
 
+def _clip(text: str, width: int = 60) -> str:
+    """``text`` made printable and cut to ``width`` characters, marking a cut with '…'."""
+    shown = printable(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
 def _event_cells(event: dict[str, Any]) -> list[str]:
     target = event.get("target", {})
-    what = target.get("id") or target.get("name") or event.get("reason", "")
+    # The target alone: an event without one has an empty cell, not its reason.
+    what = target.get("id") or target.get("name") or target.get("type") or ""
     return [
         _short_time(event["time"]),
         str(event["seq"]),
@@ -309,11 +569,11 @@ def _event_cells(event: dict[str, Any]) -> list[str]:
         event["action"],
         event["outcome"],
         event["actor"]["id"],
-        str(what)[:60],
+        _clip(str(what)),
     ]
 
 
-@main.command()
+@main.command(cls=_QueryCommand)
 @data_option
 @store_option
 @click.argument("query", default="")
@@ -336,7 +596,10 @@ def search(
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Find events matching QUERY (see docs/query.md), newest first."""
+    """Find events matching QUERY (see docs/query.md), newest first.
+
+    JSON: one stored event per line, with its "seq".
+    """
     now = datetime.now(UTC)
     wanted = None if everything else limit
     shown: list[list[str]] = []
@@ -363,7 +626,28 @@ def search(
         click.echo(f"more: --cursor {cursor}", err=True)
 
 
-@main.command()
+NO_VALUE = "(none)"
+"""How ``count --by`` labels the events that lack the field, in the table."""
+
+
+def _group_label(value: Any) -> str:
+    """A ``count --by`` value as a table cell that no other value can be mistaken for.
+
+    Strings are shown bare unless they would read as something else — a number,
+    ``true``, ``null``, the label of the missing group — and are then quoted as in
+    JSON; other values are shown as JSON.
+    """
+    if value is MISSING:
+        return NO_VALUE
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value if value != NO_VALUE else json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+@main.command(cls=_QueryCommand)
 @data_option
 @store_option
 @click.argument("query", default="")
@@ -380,7 +664,12 @@ def count(
     as_json: bool,
     timeout: float,
 ) -> None:
-    """Count events matching QUERY, in all or per value of a field."""
+    """Count events matching QUERY, in all or per value of a field.
+
+    The events that lack the --by field are one group, "(none)". JSON: {"count",
+    "exact"}; with --by, one {"value", "count", "missing"} per line, where "missing" is
+    true (and "value" null) for the events without the field.
+    """
     with Log.open(data, store=store, timeout=timeout) as log:
         if by is None:
             result = log.count(query)
@@ -392,21 +681,27 @@ def count(
         groups = log.count_by(query, by, top=top)
     if as_json:
         for value, n in groups:
-            click.echo(json.dumps({"value": value, "count": n}, ensure_ascii=False))
+            missing = value is MISSING
+            line = {"value": None if missing else value, "count": n, "missing": missing}
+            click.echo(json.dumps(line, ensure_ascii=False))
     elif groups:
-        _table([[str(v), f"{n:,}"] for v, n in groups], [by, "count"])
+        _table([[_group_label(v), f"{n:,}"] for v, n in groups], [by, "count"])
     else:
         click.echo("no matching events", err=True)
 
 
-@main.command()
+@main.command(cls=_QueryCommand)
 @data_option
 @store_option
 @click.argument("query", default="")
 @json_option
 @timeout_option
 def histogram(data: Path, store: str | None, query: str, as_json: bool, timeout: float) -> None:
-    """Events matching QUERY per time bucket (the bucket size adapts to the window)."""
+    """Events matching QUERY per time bucket (the bucket size adapts to the window).
+
+    Every bucket of the window is shown, empty ones too. JSON: one {"start", "count",
+    "seconds"} per bucket and line, oldest first.
+    """
     with Log.open(data, store=store, timeout=timeout) as log:
         result = log.histogram(query)
     if as_json:
@@ -416,22 +711,27 @@ def histogram(data: Path, store: str | None, query: str, as_json: bool, timeout:
     if not result.buckets:
         click.echo("no matching events", err=True)
         return
-    peak = max(n for _, n in result.buckets)
+    peak = max(n for _, n in result.buckets) or 1
     click.echo(f"bucket: {result.bucket_seconds:g} s", err=True)
     _table(
-        [[_short_time(s), f"{n:,}", "#" * max(1, round(40 * n / peak))] for s, n in result.buckets],
+        # A bucket with any events gets at least one '#'; an empty one gets none.
+        [[_short_time(s), f"{n:,}", "#" * (n and max(1, round(40 * n / peak)))]
+         for s, n in result.buckets],
         ["start", "count", ""],
-    )
+    )  # fmt: skip
 
 
-@main.command()
+@main.command(cls=_QueryCommand)
 @data_option
 @store_option
 @click.argument("ident")
 @json_option
 @timeout_option
 def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: float) -> None:
-    """Every event sharing request or trace id IDENT, as a timeline across services."""
+    """Every event sharing request or trace id IDENT, as a timeline across services.
+
+    JSON: one stored event per line, oldest first.
+    """
     with Log.open(data, store=store, timeout=timeout) as log:
         events = log.trace(ident)
     if as_json:
@@ -439,15 +739,15 @@ def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: flo
             click.echo(json.dumps(event, ensure_ascii=False))
         return
     if not events:
-        click.echo(f"no events with request or trace id {ident!r}", err=True)
+        click.echo(f"no events with request or trace id {printable(repr(ident))}", err=True)
         return
     first = datetime.fromisoformat(events[0]["time"])
     rows = []
     for event in events:
-        offset = (datetime.fromisoformat(event["time"]) - first).total_seconds() * 1000
+        offset = datetime.fromisoformat(event["time"]) - first
         rows.append([
             _short_time(event["time"]),
-            f"+{offset:,.1f} ms",
+            f"+{duration(offset // _MICROSECOND)}",
             event["service"],
             event.get("context", {}).get("function", ""),
             event["action"],
@@ -455,3 +755,6 @@ def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: flo
             event["actor"]["id"],
         ])  # fmt: skip
     _table(rows, ["time", "offset", "service", "function", "action", "outcome", "actor"])
+
+
+_MICROSECOND = timedelta(microseconds=1)

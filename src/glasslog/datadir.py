@@ -7,6 +7,8 @@ Layout (``--data DIR``, ``GLASSLOG_DATA``, default ``./glasslog-data``)::
     fingerprint.key    HMAC key for secret fingerprints          (0600, secret)
     log.vkey           the verifier key, safe to publish          (0644)
     writer.lock        held by the one process sequencing events
+    checkpoint.json    the newest checkpoint signed here, kept outside the database (0600)
+    glasslog.toml      optional settings (docs/secrets.md: [scrub]); no secrets
 
 Secret files are created with mode 0600 inside a 0700 directory, and refused on
 load when anyone but the owner can read them: a leaked signing key lets an attacker
@@ -17,15 +19,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import secrets
 import socket
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from glasslog.config import CONFIG_NAME, Config, load
 from glasslog.errors import ConfigError
 from glasslog.ledger.note import Signer, Verifier
 
@@ -35,6 +40,7 @@ SIGNING_KEY = "signing.key"
 FINGERPRINT_KEY = "fingerprint.key"
 VKEY = "log.vkey"
 LOCK = "writer.lock"
+CHECKPOINT = "checkpoint.json"
 
 
 def default_origin() -> str:
@@ -63,6 +69,54 @@ def _read_secret(path: Path) -> str:
             f"restrict it with `chmod 600 {path}`"
         )
     return path.read_text(encoding="ascii").strip()
+
+
+_held_locks: set[int] = set()
+"""Descriptors of the writer locks this process holds (see :meth:`DataDir.writer_lock`)."""
+
+
+def _close_inherited_locks() -> None:
+    """In a freshly forked child: close the writer-lock descriptors it inherited.
+
+    An flock belongs to the open file, shared by every descriptor inherited from it,
+    so a forked child (an ingest worker, say) would otherwise keep the lock alive
+    after its parent died. Closing the child's copy leaves the parent's lock intact.
+    """
+    for fd in _held_locks:
+        os.close(fd)
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCheckpoint:
+    """The newest checkpoint signed through a data directory, and how many the store held."""
+
+    note: str
+    checkpoints: int
+    """The number of checkpoints in the store right after this one was signed."""
+
+
+def _write_atomically(path: Path, data: str) -> None:
+    """Write ``path`` (mode 0600) through a temporary file, fsync'd and renamed over it."""
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself must survive a crash
+    finally:
+        os.close(directory)
 
 
 class DataDir:
@@ -143,14 +197,53 @@ class DataDir:
     def verifier(self) -> Verifier:
         return Verifier.from_vkey(self.vkey())
 
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / CHECKPOINT
+
+    def recorded_checkpoint(self) -> RecordedCheckpoint | None:
+        """The newest checkpoint a writer using this directory signed, if any.
+
+        Kept outside the database, so someone who deletes checkpoints from the store
+        (to sign a rewritten history afresh) is caught by the next writer and by
+        ``glasslog verify``. An unreadable file is an error, never "no checkpoint":
+        treating it as absent would switch the protection off.
+        """
+        path = self.checkpoint_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            note, count = data["note"], data["checkpoints"]
+            if not isinstance(note, str) or type(count) is not int or count < 1:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{path} is not a checkpoint record glasslog wrote; restore it from a backup "
+                "(or, if you know the store is intact, move it away and run `glasslog verify`)"
+            ) from None
+        return RecordedCheckpoint(note=note, checkpoints=count)
+
+    def record_checkpoint(self, note: str, *, checkpoints: int) -> None:
+        """Replace the recorded checkpoint atomically: a crash leaves the old or the new one."""
+        data = json.dumps({"checkpoints": checkpoints, "note": note}, ensure_ascii=False)
+        _write_atomically(self.checkpoint_file, data + "\n")
+
     @contextmanager
-    def writer_lock(self, *, wait: float = 30.0) -> Iterator[None]:
+    def writer_lock(
+        self, *, wait: float = 30.0, waiting: Callable[[], object] | None = None
+    ) -> Iterator[None]:
         """Hold the single-writer lock; wait up to ``wait`` seconds for another writer.
 
         Sequencing keeps the tree's right edge in memory, so two writers would each
-        believe they own the next seq. The lock makes the second one wait instead.
+        believe they own the next seq. The lock makes the second one wait instead,
+        calling ``waiting()`` once when it starts to wait. A process forked while the
+        lock is held does not keep it (``_close_inherited_locks``).
         """
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        _held_locks.add(fd)
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -165,7 +258,18 @@ class DataDir:
                             f"another glasslog process is writing to {self.path}; "
                             "wait for it to finish and try again"
                         ) from None
+                    if waiting is not None:
+                        waiting()
+                        waiting = None
                     time.sleep(0.05)
             yield
         finally:
-            os.close(fd)
+            # In a forked child the descriptor was closed already and its number
+            # may have been reused since: close only what this process still holds.
+            if fd in _held_locks:
+                _held_locks.discard(fd)
+                os.close(fd)
+
+    def config(self) -> Config:
+        """The settings in ``glasslog.toml`` here, validated; defaults when there is no file."""
+        return load(self.path / CONFIG_NAME)

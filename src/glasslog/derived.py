@@ -10,7 +10,7 @@ that rebuild it, and both call the same functions.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 FIELD_VALUE_MAX = 256
 """Metadata strings longer than this are not put in the field index (queries scan for them)."""
@@ -38,10 +38,18 @@ def field_values(metadata: Any) -> tuple[FieldValue, ...]:
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
-            stack.extend((f"{path}.{k}", v) for k, v in value.items() if _FIELD_KEY.fullmatch(k))
+            stack.extend(
+                (child, v) for k, v in value.items() if (child := _child_path(path, k)) is not None
+            )
             continue
         for item in value if isinstance(value, list) else (value,):
-            if item is True or item is False:
+            kind = type(item)
+            if kind is str:
+                if len(item) <= FIELD_VALUE_MAX:
+                    out[path, item] = None
+            elif kind is int or kind is float:
+                out[path, item] = None
+            elif item is True or item is False:
                 out[path, "true" if item else "false"] = None
             elif isinstance(item, str):
                 if len(item) <= FIELD_VALUE_MAX:
@@ -49,6 +57,29 @@ def field_values(metadata: Any) -> tuple[FieldValue, ...]:
             elif isinstance(item, int | float):
                 out[path, item] = None
     return tuple(out)
+
+
+_children: dict[str, dict[str, str | None]] = {}
+"""Memo of :func:`_child_path`: the same few metadata keys recur in every event."""
+_MEMO_LIMIT = 4096
+
+
+def _child_path(path: str, key: str) -> str | None:
+    """``path.key``, or None when the query language cannot name ``key``."""
+    known = _children.get(path)
+    if known is None:
+        if len(_children) >= _MEMO_LIMIT:  # keys come from clients: bound the memo
+            _children.clear()
+        known = _children[path] = {}
+    child = known.get(key, _UNKNOWN)
+    if child is _UNKNOWN:
+        if len(known) >= _MEMO_LIMIT:
+            known.clear()
+        child = known[key] = f"{path}.{key}" if _FIELD_KEY.fullmatch(key) else None
+    return child
+
+
+_UNKNOWN: Final = "\x00"  # never a path: paths are made of query-language keys
 
 
 def search_text(event: dict[str, Any]) -> str:

@@ -21,14 +21,18 @@ checkpoint with its own key before it signs, and ``verify`` checks every signatu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from glasslog.datadir import DataDir
-from glasslog.errors import ConfigError, NoteError
-from glasslog.ledger.note import Signer, Verifier, verify_checkpoint
+from glasslog.datadir import DataDir, RecordedCheckpoint
+from glasslog.errors import ConfigError, IntegrityError, NoteError, NotFoundError, ProofError
+from glasslog.ledger import merkle
+from glasslog.ledger.merkle import HASH_SIZE
+from glasslog.ledger.note import Checkpoint, Signer, Verifier, verify_checkpoint
+from glasslog.ledger.tiles import Tile, TreeBuilder, node_reader
 from glasslog.store import open_store
-from glasslog.store.base import Store
+from glasslog.store.base import Store, restore_tree
 
 
 def _origin(vkey: str) -> str:
@@ -69,6 +73,94 @@ def check_signer(store: Store, signer: Signer, *, data: Path | None = None) -> N
             "the log fail verification for good. Use the --data directory that holds the "
             "log's own signing key (`glasslog verify` there shows whether the store is intact)"
         ) from None
+
+
+def check_history(
+    store: Store,
+    verifier: Verifier,
+    tree: TreeBuilder,
+    recorded: RecordedCheckpoint | None,
+    *,
+    where: Path | None = None,
+    count: int | None = None,
+) -> None:
+    """Refuse to sign ``tree`` unless it extends the newest checkpoint this writer knows of.
+
+    The newest checkpoint is the store's, or the one recorded in the data directory
+    (``where``) when it is newer — someone may have deleted checkpoints from the store
+    to have a rewritten history signed afresh. The recorded one must still be in the
+    store, the store must hold at least as many checkpoints as when it was recorded,
+    and an RFC 9162 consistency proof built from the store's tiles must link its root
+    to the root about to be signed. ``count``, when given, is the number of checkpoints
+    the store holds now. Raises :class:`IntegrityError` ("TAMPERED: …").
+    """
+    latest = store.latest_checkpoint()
+    newest = None if latest is None else verify_checkpoint(latest.note, verifier=verifier)
+    if recorded is not None:
+        mine = _recorded(recorded, verifier, where)
+        held = store.checkpoint_at(mine.size)
+        if held is None or held.note != recorded.note:
+            raise IntegrityError(
+                f"TAMPERED: the checkpoint at tree size {mine.size} that {_whose(where)} signed "
+                f"is missing from {describe(store)}; checkpoints were deleted or replaced. "
+                "Refusing to sign: run `glasslog verify` and restore the store from a backup"
+            )
+        if count is not None and count < recorded.checkpoints:
+            raise IntegrityError(
+                f"TAMPERED: {describe(store)} holds {count} checkpoints, fewer than the "
+                f"{recorded.checkpoints} it held when {_whose(where)} last signed; checkpoints "
+                "were deleted. Refusing to sign: run `glasslog verify` and restore the store"
+            )
+        if newest is None or mine.size > newest.size:
+            newest = mine
+    if newest is None or (newest.size == tree.size and newest.root == tree.root()):
+        return
+    if newest.size > tree.size:
+        raise IntegrityError(
+            f"TAMPERED: {describe(store)} holds {tree.size:,} events, but a signed checkpoint "
+            f"covers {newest.size:,}; events were deleted. Refusing to sign: run "
+            "`glasslog verify` and restore the store from a backup",
+            seq=tree.size,
+        )
+    read = node_reader(tree.size, _tiles_with(store, tree.partial_tiles()))
+    try:
+        proof = merkle.consistency_proof(newest.size, tree.size, read)
+        merkle.verify_consistency(
+            size1=newest.size, size2=tree.size, root1=newest.root, root2=tree.root(), proof=proof
+        )
+    except (ProofError, IntegrityError, NotFoundError):
+        raise IntegrityError(
+            f"TAMPERED: the events in {describe(store)} no longer extend the checkpoint signed "
+            f"at tree size {newest.size:,}; history before it was changed. Refusing to sign: "
+            "run `glasslog verify` to find the first changed event",
+        ) from None
+
+
+def _recorded(recorded: RecordedCheckpoint, verifier: Verifier, where: Path | None) -> Checkpoint:
+    try:
+        return verify_checkpoint(recorded.note, verifier=verifier)
+    except NoteError as exc:
+        raise ConfigError(
+            f"the checkpoint recorded in {_whose(where)} is not one this log's key signed ({exc}); "
+            "it belongs to another log or was edited: restore it from a backup"
+        ) from None
+
+
+def _whose(where: Path | None) -> str:
+    return f"the data directory {where}" if where is not None else "this writer"
+
+
+def _tiles_with(store: Store, partial: list[Tile]) -> Callable[[int, int, int], bytes]:
+    """Tiles of the tree being signed: the writer's own right edge, the store's full tiles."""
+    edge = {(t.level, t.index): t.hashes for t in partial}
+
+    def read(level: int, index: int, width: int) -> bytes:
+        hashes = edge.get((level, index))
+        if hashes is not None and len(hashes) >= width * HASH_SIZE:
+            return hashes
+        return store.read_tile(level, index, width)
+
+    return read
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +211,16 @@ def initialise(data: Path, *, store: str | None, origin: str | None) -> Initiali
                 )
         signer, created = datadir.init_keys(origin=origin)
         check_signer(opened, signer, data=data)
+        recorded = datadir.recorded_checkpoint()
+        if recorded is not None and opened.latest_checkpoint() is None:
+            raise ConfigError(
+                f"the key in {data} already signs a log kept in another store (its newest "
+                f"checkpoint is recorded in {datadir.checkpoint_file}); one key signs one log, "
+                "or the two would disagree for good. Give a new --data directory for a new store"
+            )
+        if recorded is not None:
+            verifier = Verifier.from_vkey(signer.vkey)
+            check_history(opened, verifier, restore_tree(opened), recorded, where=data)
         bound = opened.bind_identity(signer.vkey)
         if bound != signer.vkey:  # another init bound it between our check and our insert
             raise _another_log(where, bound, signer.vkey, data)

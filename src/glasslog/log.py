@@ -11,15 +11,15 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from glasslog.datadir import DataDir
-from glasslog.errors import ConfigError, NotFoundError
+from glasslog.errors import ConfigError, GlasslogError, NotFoundError
 from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
-from glasslog.query.language import parse, resolve_field
+from glasslog.query.language import MAX_SEQ, parse, resolve_field
 from glasslog.query.plan import Compiled, compile_query
 from glasslog.store import open_store, searcher_for
 from glasslog.store.base import (
@@ -30,7 +30,18 @@ from glasslog.store.base import (
     leaf_of,
     node_reader_for,
 )
-from glasslog.store.search import Row
+from glasslog.store.search import MAX_PENDING, MISSING, After, Row
+
+__all__ = [
+    "COUNT_CAP",
+    "DEFAULT_TIMEOUT",
+    "MAX_PAGE",
+    "MISSING",
+    "Count",
+    "Histogram",
+    "Log",
+    "Page",
+]
 
 MAX_PAGE = 1000
 """The most events one page of results may hold, whatever the caller asks for."""
@@ -97,7 +108,14 @@ class Log:
     def find(self, key: str) -> StoredEvent:
         """An event by seq (a decimal number) or by id (a UUID)."""
         if key.isascii() and key.isdigit():
-            return self.store.get(int(key))
+            digits = key.lstrip("0") or "0"
+            # Length first: Python refuses int() of thousands of digits.
+            if len(digits) > len(str(MAX_SEQ)) or int(digits) > MAX_SEQ:
+                shown = digits if len(digits) <= 30 else f"{digits[:27]}..."
+                raise NotFoundError(
+                    f"no event with seq {shown}: a seq is at most {MAX_SEQ} (2**63-1)"
+                )
+            return self.store.get(int(digits))
         try:
             event_id = uuid.UUID(key)
         except ValueError:
@@ -145,10 +163,7 @@ class Log:
         """An inclusion proof for ``seq`` in the tree of ``size`` (default: latest checkpoint)."""
         tree_size = self._tree_size(size)
         if not 0 <= seq < tree_size:
-            raise ConfigError(
-                f"seq {seq} is not in a tree of size {tree_size}: choose a seq from 0 to "
-                f"{tree_size - 1}, or a larger --size"
-            )
+            raise self._not_in_tree(seq, tree_size, given=size is not None)
         leaf = leaf_of(self.store.get(seq))
         reader = node_reader_for(self.store, tree_size)
         proof = merkle.inclusion_proof(seq, tree_size, reader)
@@ -160,6 +175,25 @@ class Log:
             "proof": [_b64(h) for h in proof],
             "root": _b64(self._root(tree_size)),
         }
+
+    def _not_in_tree(self, seq: int, tree_size: int, *, given: bool) -> GlasslogError:
+        """Why ``seq`` has no inclusion proof in the tree of ``tree_size``, and what would do."""
+        stored = self.store.size()
+        if seq >= stored:
+            held = f"seqs 0 to {stored - 1}" if stored else "no events yet"
+            return NotFoundError(f"no event with seq {seq}: the log holds {held}")
+        latest = self.latest_checkpoint().size
+        if seq < latest:  # only a --size below the event's can be the problem
+            return ConfigError(
+                f"seq {seq} is not in the tree of size {tree_size}: give a --size from "
+                f"{seq + 1} to {latest} (the latest checkpoint), or leave --size out"
+            )
+        # Stored but not signed yet: an ingest was interrupted, or is still running.
+        return ConfigError(
+            f"seq {seq} is stored but not yet covered by a signed checkpoint (the latest "
+            f"covers seqs 0 to {latest - 1}); every `glasslog ingest` signs one when it "
+            "ends, so wait for a running ingest to finish, or run `glasslog ingest /dev/null`"
+        )
 
     def consistency(self, size1: int, size2: int) -> dict[str, Any]:
         """A consistency proof between two tree sizes, both covered by a checkpoint."""
@@ -200,7 +234,8 @@ class Log:
 
         Pages are keyset-paginated on (time, seq): following the cursor never repeats
         or skips an event that existed when the first page was read, however many
-        are ingested meanwhile.
+        are ingested meanwhile. A full-text cursor also carries the span of seqs
+        already read, so a deep page costs about as much as the first.
         """
         if sort not in ("-time", "time"):
             raise ConfigError(
@@ -210,10 +245,8 @@ class Log:
             raise ConfigError(f"a page holds 1 to {MAX_PAGE} events; got {limit}")
         plan = self._compile(query, now)
         after = _decode_cursor(cursor, query, sort) if cursor else None
-        rows = self._search.search(plan, limit=limit + 1, ascending=sort == "time", after=after)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1], query, sort) if more and rows else None
+        rows, end = self._search.page(plan, size=limit, ascending=sort == "time", after=after)
+        next_cursor = _encode_cursor(end, query, sort) if end is not None else None
         return Page(events=[_event(row) for row in rows], cursor=next_cursor)
 
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
@@ -224,7 +257,11 @@ class Log:
     def count_by(
         self, query: str, field: str, *, top: int = 10, now: datetime | None = None
     ) -> list[tuple[Any, int]]:
-        """The ``top`` most frequent values of ``field`` among the matches."""
+        """The ``top`` most frequent values of ``field`` among the matches.
+
+        Events that lack the field count under the value :data:`MISSING`; an explicit
+        JSON ``null`` is the value ``None``.
+        """
         path = resolve_field(field)
         return self._search.count_by(self._compile(query, now), path, top=top)
 
@@ -247,28 +284,52 @@ def _event(row: Row) -> dict[str, Any]:
     return {"seq": seq, **event}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _format_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # timedelta, not a float of seconds (which loses the µs centuries from 1970), and
+    # isoformat, not strftime (whose %Y drops the leading zeros of the year 1).
+    moment = _EPOCH + timedelta(microseconds=us)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _fingerprint(query: str, sort: str) -> str:
     return hashlib.sha256(f"{sort}\0{query}".encode()).hexdigest()[:12]
 
 
-def _encode_cursor(row: Row, query: str, sort: str) -> str:
-    seq, time_us, _ = row
-    raw = json.dumps([1, _fingerprint(query, sort), time_us, seq], separators=(",", ":"))
+def _encode_cursor(after: After, query: str, sort: str) -> str:
+    """``[1, fingerprint, time, seq]``, then the skip span's ends and its pending seqs."""
+    fields: list[object] = [1, _fingerprint(query, sort), after.time, after.seq]
+    if after.skip is not None:
+        fields += [*after.skip, *after.pending]
+    raw = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, query: str, sort: str) -> tuple[int, int]:
+def _decode_cursor(cursor: str, query: str, sort: str) -> After:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        version, fingerprint, time_us, seq = json.loads(raw)
+        version, fingerprint, time_us, seq, *skip = json.loads(raw)
         if version != 1 or type(time_us) is not int or type(seq) is not int:
+            raise ValueError
+        if not (-MAX_SEQ - 1 <= time_us <= MAX_SEQ and 0 <= seq <= MAX_SEQ):
+            raise ValueError  # would overflow the database's 64-bit integers
+        if skip and not _valid_skip(skip):
             raise ValueError
     except (ValueError, TypeError):
         raise ConfigError("the cursor is not one glasslog issued; start again without it") from None
     if fingerprint != _fingerprint(query, sort):
         raise ConfigError("the cursor belongs to another query or sort order; repeat that query")
-    return time_us, seq
+    if not skip:
+        return After(time_us, seq)
+    return After(time_us, seq, (skip[0], skip[1]), tuple(skip[2:]))
+
+
+def _valid_skip(fields: list[object]) -> bool:
+    """Whether ``fields`` is a skip span's two ends, then pending seqs inside it."""
+    numbers = [f for f in fields if isinstance(f, int) and not isinstance(f, bool)]
+    if len(numbers) != len(fields) or not 2 <= len(numbers) <= 2 + MAX_PENDING:
+        return False
+    low, high, *pending = numbers
+    return -1 <= low < high <= MAX_SEQ and all(low < p < high for p in pending)

@@ -9,15 +9,16 @@ reported with the seq where it starts, so an operator knows which event to look 
 Leaf recomputation is the expensive part (JSON decoding, canonical re-encoding and
 one SHA-256 per committed field), so it runs in worker processes that each open the
 database read-only and hash one seq range; the parent only appends hashes to the
-tree and compares, in seq order.
+tree and compares, in seq order. The workers die with the parent and ignore Ctrl-C
+(:mod:`glasslog.workers`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from glasslog.ledger.note import Checkpoint, Verifier, verify_checkpoint
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder
 from glasslog.store import open_store
 from glasslog.store.base import Store, leaf_of
+from glasslog.workers import worker_pool
 
 CHUNK = 16_384
 
@@ -142,6 +144,73 @@ def _check_no_tiles_beyond(store: Store, size: int) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KnownCheckpoint:
+    """A checkpoint known from outside the database, which the store must still hold."""
+
+    note: str
+    source: str
+    """Where it came from, for messages: a file name, "the data directory", …"""
+    checkpoints: int | None = None
+    """How many checkpoints the store held when it was recorded, if known."""
+
+
+def _check_rows(store: Store) -> None:
+    """Every event row is a leaf: no seq below 0, and exactly ``size`` rows.
+
+    The walk over the tree reads seqs 0 to size - 1 only; a row inserted below 0 (or
+    beside the tree, on PostgreSQL, where seq is unique only together with time)
+    would be shown by reads yet never verified.
+    """
+    size, rows, low, high = store.seq_bounds()
+    if low is not None and low < 0:
+        raise IntegrityError(
+            f"seq {low}: a row outside the tree (seq below 0) was inserted into the events",
+            seq=low,
+        )
+    if high is not None and high >= size:
+        raise IntegrityError(
+            f"seq {high}: an event row beyond the tree's {size:,} events was inserted",
+            seq=high,
+        )
+    if rows > size:  # deleted rows are named by the walk; extra ones only here
+        raise IntegrityError(
+            f"the store holds {rows:,} event rows for a tree of {size:,} events: rows were "
+            "inserted beside the tree (a seq stored twice)"
+        )
+
+
+def _check_known(store: Store, verifier: Verifier, known: Sequence[KnownCheckpoint]) -> None:
+    """Checkpoints known outside the database are still in it, unchanged."""
+    if not known:
+        return
+    count = len(store.checkpoints())
+    for item in known:
+        try:
+            cp = verify_checkpoint(item.note, verifier=verifier)
+        except NoteError as exc:
+            raise IntegrityError(
+                f"the checkpoint in {item.source} is not this log's ({exc})"
+            ) from None
+        held = store.checkpoint_at(cp.size)
+        if held is None:
+            raise IntegrityError(
+                f"the checkpoint at tree size {cp.size:,} in {item.source} is missing from "
+                "the store: signed checkpoints were deleted",
+                seq=cp.size - 1,
+            )
+        if held.note != item.note:
+            raise IntegrityError(
+                f"the store's checkpoint at tree size {cp.size:,} differs from the one in "
+                f"{item.source}: a checkpoint was replaced, or two different trees were signed"
+            )
+        if item.checkpoints is not None and count < item.checkpoints:
+            raise IntegrityError(
+                f"the store holds {count} checkpoints, fewer than the {item.checkpoints} that "
+                f"{item.source} records: signed checkpoints were deleted"
+            )
+
+
 def _first_leaf(tile: Tile, entry: int) -> int:
     return int((tile.index * TILE_WIDTH + entry) * TILE_WIDTH**tile.level)
 
@@ -152,15 +221,20 @@ def verify_store(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    known: Sequence[KnownCheckpoint] = (),
 ) -> Report:
     """Verify the store ``db`` (a SQLite path or PostgreSQL DSN) against ``verifier``.
 
+    ``known`` are checkpoints obtained outside the database — the data directory's
+    record, a witness's or a monitor's copy — that the store must still hold.
     Raises IntegrityError at the first fault.
     """
     started = time.monotonic()
     store = open_store(db, readonly=True)
     try:
         size = store.size()
+        _check_rows(store)
+        _check_known(store, verifier, known)
         checkpoints: list[Checkpoint] = []
         for stored in store.checkpoints():
             try:
@@ -225,15 +299,21 @@ def _leaf_hashes(
     """Recomputed leaf hashes chunk by chunk, in order, a bounded number in flight."""
     count = workers or os.cpu_count() or 1
     starts = range(0, size, CHUNK)
+
+    def chunk(start: int) -> tuple[str, int, int]:
+        # Up to ``size`` only: rows a writer appends meanwhile are not part of the tree
+        # being verified, and reading them would look like renumbered rows.
+        return str(db), start, min(start + CHUNK, size)
+
     if count <= 1 or size <= CHUNK:
         for start in starts:
-            yield (start, *_leaf_range(str(db), start, start + CHUNK))
+            yield (start, *_leaf_range(*chunk(start)))
         return
-    with ProcessPoolExecutor(max_workers=count) as pool:
+    with worker_pool(count) as pool:  # they die with us, and ignore Ctrl-C
         inflight: list[tuple[int, Future[tuple[list[int], bytes]]]] = []
         it = iter(starts)
         for start in it:
-            inflight.append((start, pool.submit(_leaf_range, str(db), start, start + CHUNK)))
+            inflight.append((start, pool.submit(_leaf_range, *chunk(start))))
             if len(inflight) >= count * 2:
                 break
         while inflight:
@@ -241,5 +321,5 @@ def _leaf_hashes(
             seqs, hashes = fut.result()
             nxt = next(it, None)
             if nxt is not None:
-                inflight.append((nxt, pool.submit(_leaf_range, str(db), nxt, nxt + CHUNK)))
+                inflight.append((nxt, pool.submit(_leaf_range, *chunk(nxt))))
             yield start, seqs, hashes

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from glasslog.errors import CanonicalError
 from glasslog.event import Event, canonical, validate
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
@@ -243,24 +245,33 @@ def test_salts_of_the_wrong_length_are_refused(extra: int) -> None:
         leaf_object(event, paths, bytes(112 + extra))
 
 
-@pytest.mark.parametrize(
-    ("paths", "message"),
-    [
-        ([("actor", "name"), ("actor", "name")], "paths repeat: actor.name, actor.name"),
-        ([("actor",), ("actor", "name")], "path actor contains other paths"),
-        ([("actor", "name"), ("actor",)], "path actor contains other paths"),
-        ([("actor", "nickname")], "path actor.nickname is not in the event"),
-        ([("context", "host")], "path context.host is not in the event"),
-        ([("reason", "x")], "path reason.x is not in the event"),
-        ([("nothing",)], "path nothing is not in the event"),
-        ([("metadata", "db", "rows")], "must be one or two keys deep"),
-        ([()], "must be one or two keys deep"),
-    ],
-)
+_BAD_PATHS = [
+    ([("actor", "name"), ("actor", "name")], "paths repeat: actor.name, actor.name"),
+    ([("actor",), ("actor", "name")], "path actor contains other paths"),
+    ([("actor", "name"), ("actor",)], "path actor contains other paths"),
+    ([("actor", "nickname")], "path actor.nickname is not in the event"),
+    ([("context", "host")], "path context.host is not in the event"),
+    ([("reason", "x")], "path reason.x is not in the event"),
+    ([("nothing",)], "path nothing is not in the event"),
+    ([("metadata", "db", "rows")], "must be one or two keys deep"),
+    ([()], "must be one or two keys deep"),
+]
+
+
+@pytest.mark.parametrize(("paths", "message"), _BAD_PATHS)
 def test_bad_paths_are_refused(paths: list[Path], message: str) -> None:
     """Repeated, nested, missing or too deep paths raise ValueError naming the path."""
     with pytest.raises(ValueError, match=message):
         leaf_object(sample_event(), paths, bytes(SALT_BYTES * len(paths)))
+
+
+@pytest.mark.parametrize(("paths", "message"), _BAD_PATHS)
+def test_encode_stored_refuses_bad_paths_as_leaf_object_does(
+    paths: list[Path], message: str
+) -> None:
+    """The one-pass encoder refuses the same paths, with the same message, as leaf_object."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        encode_stored(sample_event(), paths, bytes(SALT_BYTES * len(paths)))
 
 
 def test_paths_round_trip_through_storage() -> None:
@@ -333,6 +344,58 @@ def test_encode_stored_matches_separate_encodings(metadata: dict[str, Any], reas
         assert body[span[0] : span[1]].encode("utf-8") == canonical(value)
 
 
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(
+    metadata=st.dictionaries(_keys, _json_values, max_size=6),
+    target=st.dictionaries(_keys, _json_values, max_size=3),
+    flag_target=st.booleans(),
+)
+def test_encode_stored_matches_separate_encodings_for_any_json(
+    metadata: dict[str, Any], target: dict[str, Any], flag_target: bool
+) -> None:
+    """Floats of every magnitude, astral keys and nested values, committed or in clear,
+    give the same body, leaf and spans as the separate RFC 8785 encodings."""
+    event = sample_event()
+    event["metadata"] = metadata
+    event["target"] = target
+    paths = committed_paths(event, flagged=[("target",)] if flag_target else [])
+    salts = salts_for(paths)
+    body, leaf, spans = encode_stored(event, paths, salts)
+    assert body.encode("utf-8") == canonical(event)
+    assert leaf == leaf_bytes(event, paths, salts)
+    assert leaf_from_body(body, spans, salts) == leaf
+
+
+def test_encode_stored_orders_keys_by_utf16_code_units() -> None:
+    """A key beyond U+FFFF sorts before one in U+E000-U+FFFF, as RFC 8785 §3.2.3 says."""
+    event = sample_event()
+    event["metadata"] = {"\uff61": 1, "\U00010000": {"\uff61": 2, "\U00010000": 3}, "a": 4}
+    paths = committed_paths(event)
+    body, leaf, _ = encode_stored(event, paths, salts_for(paths))
+    assert body.index('"\U00010000":{"\U00010000":3,"\uff61":2}') < body.index('"\uff61":1')
+    assert body.encode("utf-8") == canonical(event)
+    assert leaf == leaf_bytes(event, paths, salts_for(paths))
+
+
+def test_encode_stored_names_a_lone_surrogate() -> None:
+    """A string that is not Unicode text is a CanonicalError naming where it is."""
+    event = sample_event()
+    event["reason"] = "bad \ud800 text"
+    paths = committed_paths(event)
+    with pytest.raises(CanonicalError, match=r"\$\.reason contains a lone surrogate U\+D800"):
+        encode_stored(event, paths, salts_for(paths))
+
+
 def test_leaf_from_body_detects_any_change() -> None:
     """Editing the body, a span or a salt changes the recomputed leaf."""
     event = sample_event()
@@ -370,6 +433,21 @@ def test_erased_value_keeps_its_commitment_in_body_and_leaf() -> None:
     assert spans[i] is None
     assert leaf == leaf_bytes(event, paths, salts)
     assert leaf_from_body(body, spans, salts) == leaf
+
+
+@given(
+    paths=st.lists(st.lists(_keys, min_size=1, max_size=2).map(tuple), max_size=6),
+    data=st.data(),
+)
+def test_encode_commits_is_compact_json(paths: list[Path], data: st.DataObject) -> None:
+    """encode_commits writes exactly json.dumps(..., ensure_ascii=False, separators=(",", ":"))."""
+    spans: list[tuple[int, int] | None] = [
+        data.draw(st.none() | st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)))
+        for _ in paths
+    ]
+    items = [list(p) if s is None else [*p, *s] for p, s in zip(paths, spans, strict=True)]
+    expected = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    assert encode_commits(paths, spans) == expected
 
 
 def test_commits_round_trip_through_storage() -> None:

@@ -120,6 +120,7 @@ def test_every_known_field_can_be_matched(field: str) -> None:
         "actor.type": "user",
         "seq": "12",
         "source.ip": "203.0.113.5",
+        "id": "0192f0c1-8a3b-7c4d-9e2f-0123456789ab",
     }.get(field, "x1")
     assert p(f"{field}:{value}") == m(field, value)
 
@@ -525,93 +526,101 @@ def test_number_comparisons(query: str, expected: Compare) -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("query", "message", "column"),
-    [
-        # syntax
-        ("a OR", "expected a term after OR, found the end of the query", 4),
-        ("OR b", "expected a term before OR", 0),
-        ("a AND", "expected a term after AND, found the end of the query", 5),
-        ("a AND OR b", "expected a term after AND, found OR", 6),
-        ("a OR OR b", "expected a term after OR, found OR", 5),
-        ("NOT", "expected a term after NOT, found the end of the query", 3),
-        ("a (OR b)", "expected a term before OR", 3),
-        ("a (b OR)", "expected a term after OR, found ')'", 7),
-        ("()", "empty group: expected a term between '(' and ')'", 1),
-        ("a (b", "this '(' is never closed", 2),
-        ("a b)", "unexpected ')': there is no '(' for it to close", 3),
-        ("(a))", "unexpected ')'", 3),
-        ("-", "expected a term or '(' right after '-'", 0),
-        ("a - b", "expected a term or '(' right after '-'", 2),
-        ("-)", "expected a term or '(' right after '-'", 0),
-        ("-OR", "found the keyword OR", 1),
-        ('reason:"on call', "unterminated quote", 7),
-        ('"abc\\', "unterminated quote", 0),
-        ('"a"b', "expected a space or ')' after the closing quote", 3),
-        ('""', "empty phrase", 0),
-        ('ab"cd"', "unexpected '\"' inside a word", 2),
-        ("f(x)", "unexpected '(' inside a word", 1),
-        ("action:(a OR b)", "a value cannot be a group", 7),
-        ("a\\", "a backslash must escape", 1),
-        # fields
-        ("actr.id:x", "unknown field 'actr.id'; did you mean 'actor.id'?", 0),
-        ("a -Service:x", "unknown field 'Service'; did you mean 'service'?", 3),
-        ("host:x", "did you mean 'source.host' or 'context.host'?", 0),
-        ("meta.rows>1", "did you mean 'metadata.rows'?", 0),
-        ("aftr:-1h", "did you mean 'after'?", 0),
-        ("zzzz:1", "unknown field 'zzzz'; known fields are service", 0),
-        ("https://example.com", 'quote it: "https://example.com"', 0),
-        (":x", "expected a field name before ':'", 0),
-        ("<3", "expected a field name before '<'", 0),
-        (r"a\-b:c", "unexpected ':' in a word that is not a field term", 4),
-        ("metadata:x", "needs a key path", 0),
-        ("metadata.:x", "needs a key path", 0),
-        ("metadata..a:x", "invalid metadata path", 0),
-        ("metadata.a$b:x", "invalid metadata path", 0),
-        ("has:actr.id", "unknown field 'actr.id'; did you mean 'actor.id'?", 4),
-        ("has:", "expected a field name after 'has:'", 4),
-        ("has>x", "has is written with ':'", 3),
-        ("service=payments", "':' means equals: write service:payments", 0),
-        # values
-        ("service:", "expected a value after 'service:'", 8),
-        ("(service:)", "expected a value after 'service:'", 9),
-        ("outcome:failed", "outcome takes one of success, failure, denied, unknown", 8),
-        ("outcome:fail*", "no wildcards", 8),
-        ("-actor.type:bot", "actor.type takes one of user, service, machine; found 'bot'", 12),
-        ("seq:x", "expected a sequence number", 4),
-        ("seq:-1", "expected a sequence number", 4),
-        ("ip:nope", "expected an IP address after 'ip:'", 3),
-        # times
-        ("time:2026-11-01", "time: cannot match a value; use after:/before:", 4),
-        ("received:x", "received: cannot match a value", 8),
-        ("after:", "expected a time after 'after:'", 6),
-        ("after:yesterday", "expected a time after 'after:' such as -24h", 6),
-        ("after:-24", "expected a time after 'after:'", 6),
-        ("after:-1y", "expected a time after 'after:'", 6),
-        ("after:2026-13-01", "expected a time after 'after:'", 6),
-        ("after:2026-11-01T24:00Z", "expected a time after 'after:'", 6),
-        ("after:2026-11-01T10:00:60Z", "expected a time after 'after:'", 6),
-        ("before:2026-02-30", "is not a valid date", 7),
-        ("after:0000-01-01", "is not a valid date", 6),
-        ("after:-999999999w", "reaches before the year 1", 6),
-        ("time>=", "expected a time after 'time>='", 6),
-        ("time>=x", "expected a time after 'time>='", 6),
-        ("after>-1h", "after is written with ':'", 5),
-        # comparisons
-        ("metadata.rows>abc", "expected a number after 'metadata.rows>', found 'abc'", 14),
-        ("metadata.rows>", "expected a number after 'metadata.rows>', found nothing", 14),
-        ("metadata.rows>1e999", "too large a number", 14),
-        ("metadata.rows>inf", "expected a number", 14),
-        ("metadata.rows>1_000", "expected a number", 14),
-        ("metadata.rows>99999999999999999999", "is outside ±(2**53-1)", 14),
-        ("seq>1.5", "expected an integer after 'seq>'", 4),
-        ("service>x", "service cannot be compared with >", 7),
-        ("user<=x", "user cannot be compared with <=", 4),
-        # text
-        ("a\x00b", "NUL character", 1),
-        ("ab\ud800", "lone surrogate (U+D800)", 2),
-    ],
-)
+ERRORS: list[tuple[str, str, int]] = [
+    # syntax
+    ("a OR", "expected a term after OR, found the end of the query", 4),
+    ("OR b", "expected a term before OR", 0),
+    ("a AND", "expected a term after AND, found the end of the query", 5),
+    ("a AND OR b", "expected a term after AND, found OR", 6),
+    ("a OR OR b", "expected a term after OR, found OR", 5),
+    ("NOT", "expected a term after NOT, found the end of the query", 3),
+    ("a (OR b)", "expected a term before OR", 3),
+    ("a (b OR)", "expected a term after OR, found ')'", 7),
+    ("()", "empty group: expected a term between '(' and ')'", 1),
+    ("a (b", "this '(' is never closed", 2),
+    ("a b)", "unexpected ')': there is no '(' for it to close", 3),
+    ("(a))", "unexpected ')'", 3),
+    ("-", "expected a term or '(' right after '-'", 0),
+    ("a - b", "expected a term or '(' right after '-'", 2),
+    ("-)", "expected a term or '(' right after '-'", 0),
+    ("-OR", "found the keyword OR", 1),
+    ('reason:"on call', "unterminated quote", 7),
+    ('"abc\\', "unterminated quote", 0),
+    ('"a"b', "expected a space or ')' after the closing quote", 3),
+    ('""', "empty phrase", 0),
+    ('ab"cd"', "unexpected '\"' inside a word", 2),
+    ("f(x)", "unexpected '(' inside a word", 1),
+    ("action:(a OR b)", "a value cannot be a group", 7),
+    ("a\\", "a backslash must escape", 1),
+    # fields
+    ("actr.id:x", "unknown field 'actr.id'; did you mean 'actor.id'?", 0),
+    ("a -Service:x", "unknown field 'Service'; did you mean 'service'?", 3),
+    ("host:x", "did you mean 'source.host' or 'context.host'?", 0),
+    ("meta.rows>1", "did you mean 'metadata.rows'?", 0),
+    ("aftr:-1h", "did you mean 'after'?", 0),
+    ("zzzz:1", "unknown field 'zzzz'; known fields are service", 0),
+    ("https://example.com", 'quote it: "https://example.com"', 0),
+    (":x", "expected a field name before ':'", 0),
+    ("<3", "expected a field name before '<'", 0),
+    (r"a\-b:c", "unexpected ':' in a word that is not a field term", 4),
+    ("metadata:x", "needs a key path", 0),
+    ("metadata.:x", "needs a key path", 0),
+    ("metadata..a:x", "invalid metadata path", 0),
+    ("metadata.a$b:x", "invalid metadata path", 0),
+    ("has:actr.id", "unknown field 'actr.id'; did you mean 'actor.id'?", 4),
+    ("has:", "expected a field name after 'has:'", 4),
+    ("has>x", "has is written with ':'", 3),
+    ("service=payments", "':' means equals: write service:payments", 0),
+    # values
+    ("service:", "expected a value after 'service:'", 8),
+    ("(service:)", "expected a value after 'service:'", 9),
+    ("outcome:failed", "outcome takes one of success, failure, denied, unknown", 8),
+    ("outcome:fail*", "no wildcards", 8),
+    ("-actor.type:bot", "actor.type takes one of user, service, machine; found 'bot'", 12),
+    ("seq:x", "expected a sequence number", 4),
+    ("seq:-1", "expected a sequence number", 4),
+    ("seq:99999999999999999999999", "out of range: a seq is at most 9223372036854775807", 4),
+    ("seq:9223372036854775808", "out of range", 4),
+    ("id:0192f0c1-*", "without wildcards", 12),
+    ("a id:*", "without wildcards", 5),
+    ("id:not-a-uuid", "expected an event id (a UUID", 3),
+    ('-id:""', "expected an event id", 4),
+    ("ip:nope", "expected an IP address after 'ip:'", 3),
+    # times
+    ("time:2026-11-01", "time: cannot match a value; use after:/before:", 4),
+    ("received:x", "received: cannot match a value", 8),
+    ("after:", "expected a time after 'after:'", 6),
+    ("after:yesterday", "expected a time after 'after:' such as -24h", 6),
+    ("after:-24", "expected a time after 'after:'", 6),
+    ("after:-1y", "expected a time after 'after:'", 6),
+    ("after:2026-13-01", "expected a time after 'after:'", 6),
+    ("after:2026-11-01T24:00Z", "expected a time after 'after:'", 6),
+    ("after:2026-11-01T10:00:60Z", "expected a time after 'after:'", 6),
+    ("before:2026-02-30", "is not a valid date", 7),
+    ("after:0000-01-01", "is not a valid date", 6),
+    ("after:-999999999w", "reaches before the year 1", 6),
+    ("time>=", "expected a time after 'time>='", 6),
+    ("time>=x", "expected a time after 'time>='", 6),
+    ("after>-1h", "after is written with ':'", 5),
+    # comparisons
+    ("metadata.rows>abc", "expected a number after 'metadata.rows>', found 'abc'", 14),
+    ("metadata.rows>", "expected a number after 'metadata.rows>', found nothing", 14),
+    ("metadata.rows>1e999", "too large a number", 14),
+    ("metadata.rows>inf", "expected a number", 14),
+    ("metadata.rows>1_000", "expected a number", 14),
+    ("metadata.rows>99999999999999999999", "is outside ±(2**53-1)", 14),
+    ("seq>1.5", "expected an integer after 'seq>'", 4),
+    ("service>x", "service cannot be compared with >", 7),
+    ("user<=x", "user cannot be compared with <=", 4),
+    # text
+    ("a\x00b", "NUL character", 1),
+    ("ab\ud800", "lone surrogate (U+D800)", 2),
+    # limits
+    ("a " * 3000, "at most 4096 are allowed", MAX_QUERY_LENGTH),
+]
+
+
+@pytest.mark.parametrize(("query", "message", "column"), ERRORS)
 def test_errors_say_what_was_expected_at_the_right_column(
     query: str, message: str, column: int
 ) -> None:
@@ -619,6 +628,32 @@ def test_errors_say_what_was_expected_at_the_right_column(
     error = error_of(query)
     assert message in error.message
     assert error.column == column
+
+
+def test_every_query_error_shows_a_caret() -> None:
+    """No query error lacks its caret: every error above, raised by the parser or by the
+    planner on either backend, has a column and draws the query with '^' under it."""
+    from glasslog.query.plan import POSTGRES, SQLITE, compile_query
+
+    for query, _, _ in ERRORS:
+        with pytest.raises(QueryError) as info:
+            [compile_query(p(query), dialect=d) for d in (SQLITE, POSTGRES)]
+        error = info.value
+        assert error.query is not None and error.column is not None, query
+        assert str(error).endswith(f"\n  {error.query}\n  {' ' * error.column}^"), query
+
+
+def test_the_largest_seq_is_accepted() -> None:
+    """seq:2**63-1 is a valid (if unlikely) seq; one more is out of range."""
+    assert p(f"seq:{2**63 - 1}") == m("seq", str(2**63 - 1))
+    assert p("seq:007") == m("seq", "7")
+
+
+def test_a_query_over_the_length_limit_shows_only_its_start() -> None:
+    """The length error points at the first character over the limit, not at 10 MB of text."""
+    error = error_of("a" * 10_000_000)
+    assert error.column == MAX_QUERY_LENGTH
+    assert error.query is not None and len(error.query) == MAX_QUERY_LENGTH + 1
 
 
 def test_error_str_draws_the_query_with_a_caret() -> None:

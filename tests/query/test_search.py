@@ -6,6 +6,7 @@ hypothesis tests generate queries and demand identical results from the database
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glasslog.derived import search_text
-from glasslog.errors import QueryError
+from glasslog.errors import ConfigError, NotFoundError, QueryError
+from glasslog.event import epoch_us, parse_time
+from glasslog.log import MISSING, _fingerprint, _format_us
 from glasslog.query.language import (
     And,
     Compare,
@@ -30,6 +33,7 @@ from glasslog.query.language import (
     parse,
 )
 from glasslog.query.plan import compile_query
+from glasslog.store.search import BUCKETS_US, MAX_BUCKETS, bucket_size, bucket_start
 from glasslog.testing import TemporaryLog
 from tests.conftest import BACKENDS, backend_log
 
@@ -309,6 +313,112 @@ def test_histogram_buckets_add_up(loaded: tuple[TemporaryLog, list[dict[str, Any
     for query in ["metadata.table:cards", "metadata.tags:alpha -service:auth", "metadata.rows:3"]:
         result = tlog.log.histogram(query, now=NOW)
         assert sum(n for _, n in result.buckets) == len(expected(stored, query)) > 0
+
+
+def _reference_histogram(
+    stored: list[dict[str, Any]], query: str, start: int, size: int, n: int
+) -> list[tuple[str, int]]:
+    """Every bucket of ``size`` µs from ``start``, with the matches that fall in it."""
+    counts = [0] * n
+    for e in stored:
+        if e["seq"] in set(expected(stored, query)):
+            bucket = (epoch_us(parse_time(e["time"])) - start) // size
+            if 0 <= bucket < n:
+                counts[bucket] += 1
+    return [(_format_us(start + i * size), c) for i, c in enumerate(counts)]
+
+
+@pytest.mark.parametrize(
+    "query", ["after:-24h", "metadata.db.table:cards", "service:auth -alpha", "seq:7", "seq:0"]
+)
+def test_histogram_lists_every_bucket_of_the_window(
+    loaded: tuple[TemporaryLog, list[dict[str, Any]]], query: str
+) -> None:
+    """Buckets run without a gap from the window's start to its end, empty ones with 0,
+    and each holds exactly the matches in its time range."""
+    tlog, stored = loaded
+    result = tlog.log.histogram(query, now=NOW)
+    size = int(result.bucket_seconds * 1_000_000)
+    start = epoch_us(parse_time(result.buckets[0][0]))
+    assert 0 < len(result.buckets) <= 100
+    assert result.buckets == _reference_histogram(stored, query, start, size, len(result.buckets))
+    if query in ("after:-24h", "metadata.db.table:cards"):
+        assert any(n == 0 for _, n in result.buckets)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["time>=0001-01-01", "after:1970-01-01 before:2100-01-01", "after:-700d", "after:-701d"],
+)
+def test_histogram_of_a_long_window_still_has_at_most_100_buckets(
+    loaded: tuple[TemporaryLog, list[dict[str, Any]]], query: str
+) -> None:
+    """Past 100 weeks the bucket grows by whole weeks instead of the buckets multiplying."""
+    tlog, stored = loaded
+    result = tlog.log.histogram(query, now=NOW)
+    assert 0 < len(result.buckets) <= 100
+    assert sum(n for _, n in result.buckets) == len(expected(stored, query))
+    assert result.bucket_seconds % (7 * 86400) == 0
+
+
+def test_histogram_of_an_empty_window_is_all_zeros(
+    loaded: tuple[TemporaryLog, list[dict[str, Any]]],
+) -> None:
+    """A window with no match still lists its buckets; with no window there are none."""
+    tlog, _ = loaded
+    result = tlog.log.histogram("after:2020-01-01 before:2020-01-02", now=NOW)
+    assert [n for _, n in result.buckets] == [0] * 96
+    assert tlog.log.histogram("service:nobody", now=NOW).buckets == []
+
+
+@given(low=st.integers(-(2**60), 2**60), span=st.integers(0, 2**60))
+def test_bucket_size_fits_any_window(low: int, span: int) -> None:
+    """Whatever the window, the chosen bucket gives at most 100 aligned buckets."""
+    size = bucket_size(low, low + span)
+    start = bucket_start(low, size)
+    assert start <= low
+    assert -(-(low + span - start) // size) <= MAX_BUCKETS
+    assert size in BUCKETS_US or size % (7 * 86400 * 1_000_000) == 0
+
+
+def test_count_by_keeps_events_without_the_field_apart(
+    loaded: tuple[TemporaryLog, list[dict[str, Any]]],
+) -> None:
+    """Events that lack the field are one group, MISSING, never confused with a value."""
+    tlog, stored = loaded
+    groups = dict(tlog.log.count_by("", "metadata.db.table", top=10, now=NOW))
+    lacking = sum(1 for e in stored if "db" not in e["metadata"])
+    assert groups[MISSING] == lacking
+    assert None not in groups
+    assert sum(groups.values()) == len(stored)
+    requests = dict(tlog.log.count_by("", "context.span_id", top=10, now=NOW))
+    assert requests == {MISSING: len(stored)}
+
+
+HUGE = "99999999999999999999999"
+
+
+def test_numbers_past_64_bits_are_refused_or_match_nothing(
+    loaded: tuple[TemporaryLog, list[dict[str, Any]]],
+) -> None:
+    """A number no database integer can hold never reaches the database: a seq is a query
+    error with a caret, a metadata value matches nothing, a cursor or key is refused."""
+    tlog, stored = loaded
+    log = tlog.log
+    with pytest.raises(QueryError, match=r"out of range[^\n]*\n  seq:9+\n      \^"):
+        log.search(f"seq:{HUGE}", now=NOW)
+    for query in [f"metadata.rows:{HUGE}", f"metadata.rows:-{HUGE}", f"-metadata.rows:{HUGE}"]:
+        want = expected(stored, query)
+        assert [e["seq"] for e in log.search(query, limit=1000, now=NOW).events] == want
+        assert log.count(query, now=NOW).count == len(want)
+        assert sum(n for _, n in log.histogram(query, now=NOW).buckets) == len(want)
+        assert sum(n for _, n in log.count_by(query, "user", now=NOW)) == len(want)
+    raw = f'[1,"{_fingerprint("", "-time")}",{HUGE},1]'.encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    with pytest.raises(ConfigError, match="not one glasslog issued"):
+        log.search("", cursor=cursor, now=NOW)
+    with pytest.raises(NotFoundError, match="a seq is at most 9223372036854775807"):
+        log.get(HUGE)
 
 
 def test_trace_is_a_timeline_of_one_request(

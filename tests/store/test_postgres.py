@@ -122,6 +122,37 @@ def test_create_is_idempotent_and_keeps_data(database: str) -> None:
     assert row == (str(SCHEMA_VERSION),)
 
 
+OLD_ROLES = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'glasslog_app') THEN
+        CREATE ROLE glasslog_app NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+GRANT USAGE ON SCHEMA glasslog TO glasslog_app;
+GRANT SELECT ON meta TO glasslog_app;
+GRANT SELECT, INSERT ON events, event_keys, tiles, checkpoints, fields, field_keys
+    TO glasslog_app;
+GRANT SELECT, INSERT, UPDATE ON rollups, seq_blocks TO glasslog_app;
+GRANT EXECUTE ON FUNCTION ensure_month(integer, integer) TO glasslog_app;
+"""
+OLD_UPSERT_ROLLUPS = (
+    "INSERT INTO rollups (dim, hour, value, count)"
+    " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[])"
+    " ON CONFLICT (dim, hour, value) DO UPDATE SET count = rollups.count + excluded.count"
+)
+OLD_UPSERT_BLOCKS = (
+    "INSERT INTO seq_blocks (block, min_time, max_time)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
+    " ON CONFLICT (block) DO UPDATE SET"
+    " min_time = least(seq_blocks.min_time, excluded.min_time),"
+    " max_time = greatest(seq_blocks.max_time, excluded.max_time)"
+)
+
+
 def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,6 +162,10 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_events(
 
     monkeypatch.setattr(postgres, "_MIGRATIONS", postgres._MIGRATIONS[:1])
     monkeypatch.setattr(postgres, "SCHEMA_VERSION", 1)
+    # What glasslog 0.1 granted and ran before migration 4's counter functions existed.
+    monkeypatch.setattr(postgres, "_ROLES", OLD_ROLES)
+    monkeypatch.setattr(postgres, "_UPSERT_ROLLUPS", OLD_UPSERT_ROLLUPS)
+    monkeypatch.setattr(postgres, "_UPSERT_BLOCKS", OLD_UPSERT_BLOCKS)
     old = PostgresStore.open(database, create=True)
     _sequencer(old).commit(_prepared(5))
     root = _stored_root(old)

@@ -4,41 +4,167 @@ The parent process reads lines in chunks, worker processes prepare them (parse,
 validate, scrub, commit, hash: :class:`~glasslog.ingest.pipeline.Preparer`) and the
 parent sequences and writes them in order. At most two chunks per worker are in
 flight and rejections are streamed to a file the caller gives, so memory stays flat
-whatever the size of the input.
+whatever the size of the input. The workers are started before the writer lock is
+taken and the store opened, so they hold neither, and they die with the parent
+(:mod:`glasslog.workers`).
+
+Input compressed with gzip (RFC 1952) is recognised by its magic bytes and read
+transparently, from a file or a pipe. When the input cannot be read to its end (a
+truncated or corrupt gzip file), everything read before the failure is stored and
+signed, and :class:`InputError` says how much that was.
+
+Ctrl-C, when SIGINT has Python's default handler in the main thread: the first one
+stops at the next batch boundary. The batch being written is completed, chunks
+still being prepared are discarded, and a checkpoint is signed: at a batch boundary
+the store is exactly as at the end of a normal run, and signing takes milliseconds,
+so every stored event is covered when :class:`Interrupted` is raised. A second
+Ctrl-C stops at once; transactions keep the store consistent, and the next ingest
+signs whatever is not covered yet.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import io
+import itertools
 import json
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import IO, Any
+import os
+import signal
+import stat
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO, Any, NamedTuple
 
 from glasslog.datadir import DataDir
+from glasslog.errors import GlasslogError
 from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
-from glasslog.ledger.note import Signer
 from glasslog.store import open_store
-from glasslog.store.base import Store
+from glasslog.workers import worker_pool
 
-_Chunk = tuple[int, list[bytes]]
-"""The 1-based line number of a chunk's first line, and its lines."""
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of every gzip member (RFC 1952 §2.3.1)."""
 
 
-def _read_chunks(stream: IO[bytes], size: int) -> Iterator[_Chunk]:
-    """Non-blank lines in chunks of ``size``, with the 1-based number of each chunk's first line."""
-    chunk: list[bytes] = []
-    numbers: list[int] = []
-    for number, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        if not chunk:
-            numbers.append(number)
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield numbers.pop(), chunk
-            chunk = []
-    if chunk:
-        yield numbers.pop(), chunk
+@dataclass(slots=True)
+class Tally:
+    """How far an ingest has got; ``progress`` receives it after every batch."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    offset: int | None = None
+    """Bytes of the input file consumed (compressed bytes for gzip); None for a pipe."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.accepted:,} events stored, {self.duplicates:,} duplicates, "
+            f"{self.rejected:,} lines rejected"
+        )
+
+
+class InputError(GlasslogError):
+    """The input could not be read to its end; what came before it was stored and signed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped an ingest; the message says what was stored and whether it is signed.
+
+    Still a KeyboardInterrupt, so a caller that does not catch it stops as usual.
+    """
+
+    def __init__(self, message: str, tally: Tally) -> None:
+        super().__init__(message)
+        self.tally = tally
+
+
+def input_size(stream: IO[bytes]) -> int | None:
+    """The size in bytes of the file behind ``stream``, or None when it is not a regular file."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # no descriptor (io.BytesIO), or closed
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+class _Chunk(NamedTuple):
+    first: int
+    """The 1-based number of the chunk's first line."""
+    lines: list[bytes]
+    end: int | None
+    """The input offset after the chunk (see :attr:`Tally.offset`)."""
+
+
+class _Input:
+    """The input as chunks of non-blank lines. A read failure ends it, kept in ``error``."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        name = getattr(stream, "name", None)
+        self.name = name if isinstance(name, str) else "the input"
+        self.error: str | None = None
+        self.last_line = 0
+        self._size = size
+        self._offset = _offset_reader(stream)
+        self._lines = _decompressed(stream)
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        chunk: list[bytes] = []
+        first = number = 0
+        try:
+            for number, line in enumerate(self._lines, 1):
+                if not line.strip():
+                    continue
+                if not chunk:
+                    first = number
+                chunk.append(line)
+                if len(chunk) >= self._size:
+                    yield _Chunk(first, chunk, self._offset())
+                    chunk = []
+        except EOFError:
+            self.error = "the gzip data ends early (the file is truncated)"
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            self.error = f"the gzip data is corrupt ({exc})"
+        except OSError as exc:
+            self.error = f"reading failed ({exc.strerror or exc})"
+        self.last_line = number
+        if chunk:
+            yield _Chunk(first, chunk, self._offset())
+
+
+def _offset_reader(stream: IO[bytes]) -> Callable[[], int | None]:
+    """How far the OS has read the file behind ``stream`` (None when it is not a file)."""
+    if input_size(stream) is None:
+        return lambda: None
+    fd = stream.fileno()
+    return lambda: os.lseek(fd, 0, os.SEEK_CUR)
+
+
+def _decompressed(stream: IO[bytes]) -> Iterable[bytes]:
+    """The lines of ``stream``, decompressed when it starts with gzip's magic bytes."""
+    head = _peek(stream, len(GZIP_MAGIC))
+    # A lone 0x1f means a pipe delivered one byte so far; no JSON line starts with it,
+    # and GzipFile reports a clear error if the next byte is not 0x8b.
+    if head and GZIP_MAGIC.startswith(head):
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return stream
+
+
+def _peek(stream: IO[bytes], n: int) -> bytes:
+    """Up to ``n`` first bytes of ``stream``, left unread (b"" when it cannot look ahead)."""
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        return bytes(peek(n)[:n])
+    if stream.seekable():
+        head = stream.read(n)
+        stream.seek(-len(head), io.SEEK_CUR)
+        return head
+    return b""
 
 
 _worker_preparer: Preparer | None = None
@@ -58,39 +184,45 @@ def _prepare_in_worker(lines: list[bytes], first: int) -> list[tuple[int, Any]]:
     ]
 
 
+_Results = list[tuple[int, Prepared | list[str]]]
+
+
+@contextmanager
 def _prepared(
     chunks: Iterator[_Chunk], key: bytes, settings: Settings, workers: int
-) -> Iterator[list[tuple[int, Prepared | list[str]]]]:
-    """Prepare chunks in order; in worker processes when there is more than one chunk."""
-    first = next(chunks, None)
-    if first is None:
-        return
-    second = next(chunks, None)
-    everything = _chain(first, second, chunks)
-    if second is None or workers <= 1:  # one chunk: starting processes would cost more
+) -> Iterator[Iterator[tuple[int | None, _Results]]]:
+    """Prepared chunks in input order, each with the input offset it ends at.
+
+    More than one chunk goes to worker processes, started here: enter this before
+    taking the writer lock and opening the store, so the workers hold neither.
+    Leaving it by an exception (Ctrl-C) discards the chunks still queued.
+    """
+    head = list(itertools.islice(chunks, 2))
+    everything = itertools.chain(head, chunks)
+    if len(head) < 2 or workers <= 1:  # one chunk: starting processes would cost more
         local = Preparer(fingerprint_key=key, settings=settings)
-        for start, lines in everything:
-            yield local.prepare_lines(lines, first_line=start)
+        yield ((c.end, local.prepare_lines(c.lines, first_line=c.first)) for c in everything)
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(key, settings)) as pool:
-        inflight: list[Future[list[tuple[int, Any]]]] = []
-        for start, lines in everything:
-            inflight.append(pool.submit(_prepare_in_worker, lines, start))
-            if len(inflight) >= workers * 2:  # bounded: memory does not grow with the input
-                yield _from_worker(inflight.pop(0).result())
-        while inflight:
-            yield _from_worker(inflight.pop(0).result())
+    with worker_pool(workers, initializer=_init_worker, initargs=(key, settings)) as pool:
+        inflight: deque[tuple[int | None, Future[list[tuple[int, Any]]]]] = deque()
+
+        def submit(n: int) -> None:
+            for c in itertools.islice(everything, n):
+                inflight.append((c.end, pool.submit(_prepare_in_worker, c.lines, c.first)))
+
+        def in_order() -> Iterator[tuple[int | None, _Results]]:
+            while inflight:
+                end, future = inflight.popleft()
+                results = future.result()
+                submit(1)  # bounded: memory does not grow with the input
+                yield end, _from_worker(results)
+
+        submit(2 * workers)
+        yield in_order()
 
 
-def _from_worker(results: list[tuple[int, Any]]) -> list[tuple[int, Prepared | list[str]]]:
+def _from_worker(results: list[tuple[int, Any]]) -> _Results:
     return [(n, r if isinstance(r, list) else Prepared._make(r)) for n, r in results]
-
-
-def _chain(a: _Chunk, b: _Chunk | None, rest: Iterator[_Chunk]) -> Iterator[_Chunk]:
-    yield a
-    if b is not None:
-        yield b
-        yield from rest
 
 
 def ingest_lines(
@@ -101,58 +233,145 @@ def ingest_lines(
     workers: int,
     rejected: IO[str],
     store: str | None = None,
+    progress: Callable[[Tally], object] | None = None,
+    waiting: Callable[[], object] | None = None,
 ) -> tuple[int, int, int]:
     """The whole ``glasslog ingest`` path; returns (accepted, duplicates, rejected).
 
     Rejections are streamed to ``rejected`` as JSON fragments so a file full of
-    bad lines cannot make memory grow.
+    bad lines cannot make memory grow. ``progress(tally)`` is called after every
+    batch, and ``waiting()`` once if another writer holds the lock.
+
+    Raises :class:`InputError` when the input cannot be read to its end, and
+    :class:`Interrupted` on Ctrl-C, each once what came before is stored and signed.
     """
     datadir.require()
+    settings = dataclasses.replace(settings, scrub=datadir.config().scrub)
     key = datadir.fingerprint_key()
     signer = datadir.signer()
-    with datadir.writer_lock():
-        target = open_store(datadir.store_spec(store))
-        try:
-            # On a shared store (PostgreSQL) the sequencer takes the store's lock batch by
-            # batch, so writers on several hosts interleave into one dense log.
-            return _ingest(
-                target, signer, key, stream, settings=settings, workers=workers, rejected=rejected
+    source = _Input(stream, settings.batch_size)
+    tally = Tally()
+    stop = _Stop()
+    try:
+        with (
+            stop.on_sigint(),
+            _prepared(iter(source), key, settings, workers) as prepared,
+            datadir.writer_lock(waiting=waiting),
+        ):
+            target = open_store(datadir.store_spec(store))
+            try:
+                # On a shared store (PostgreSQL) the sequencer takes the store's lock batch
+                # by batch, so writers on several hosts interleave into one dense log.
+                sequencer = Sequencer(target, signer, settings=settings, datadir=datadir)
+                _ingest(sequencer, prepared, tally, stop, rejected=rejected, progress=progress)
+            finally:
+                target.close()
+    except KeyboardInterrupt:
+        raise Interrupted(stop.outcome(tally), tally) from None
+    if source.error is not None:
+        where = f"while reading line {source.last_line + 1:,}"
+        raise InputError(
+            f"{source.name}: {source.error} {where}; "
+            + (
+                f"everything before it was ingested ({tally}) and is covered by a signed "
+                "checkpoint. Fix the input and ingest it again: what is stored counts as "
+                "duplicates"
+                if source.last_line
+                else "nothing was stored"
             )
-        finally:
-            target.close()
+        )
+    return tally.accepted, tally.duplicates, tally.rejected
 
 
 def _ingest(
-    store: Store,
-    signer: Signer,
-    key: bytes,
-    stream: IO[bytes],
+    sequencer: Sequencer,
+    prepared: Iterator[tuple[int | None, _Results]],
+    tally: Tally,
+    stop: _Stop,
     *,
-    settings: Settings,
-    workers: int,
     rejected: IO[str],
-) -> tuple[int, int, int]:
-    """Sequence everything in ``stream`` into ``store``; the caller holds the writer locks."""
-    accepted = duplicates = n_rejected = 0
-    sequencer = Sequencer(store, signer, settings=settings)
-    chunks = _read_chunks(stream, settings.batch_size)
-    for results in _prepared(chunks, key, settings, workers):
-        batch = [(n, r) for n, r in results if isinstance(r, Prepared)]
-        bad = [(n, r) for n, r in results if not isinstance(r, Prepared)]
-        receipts = sequencer.commit([r for _, r in batch]) if batch else []
-        for (line, _), receipt in zip(batch, receipts, strict=True):
-            if receipt.duplicate:
-                duplicates += 1
-            elif receipt.ok:
-                accepted += 1
-            else:
-                bad.append((line, list(receipt.problems)))
-        for line, problems in sorted(bad):
-            rejected.write(
-                ("," if n_rejected else "")
-                + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)
-            )
-            n_rejected += 1
+    progress: Callable[[Tally], object] | None,
+) -> None:
+    """Sequence everything ``prepared``, then sign; the caller holds the writer locks."""
+    stop.writing = True
+    for end, results in prepared:
+        _write(sequencer, results, tally, rejected)
+        tally.offset = end
+        if progress is not None:
+            progress(tally)
+        if stop.asked:
+            break
     sequencer.checkpoint()
-    store.optimize(written=accepted)
-    return accepted, duplicates, n_rejected
+    stop.writing, stop.signed = False, True
+    if stop.asked:
+        raise KeyboardInterrupt
+    sequencer.store.optimize(written=tally.accepted)
+
+
+def _write(sequencer: Sequencer, results: _Results, tally: Tally, rejected: IO[str]) -> None:
+    """Commit one prepared chunk as one batch and record its outcome in ``tally``."""
+    batch = [(n, r) for n, r in results if isinstance(r, Prepared)]
+    bad = [(n, r) for n, r in results if not isinstance(r, Prepared)]
+    receipts = sequencer.commit([r for _, r in batch]) if batch else []
+    for (line, _), receipt in zip(batch, receipts, strict=True):
+        if receipt.duplicate:
+            tally.duplicates += 1
+        elif receipt.ok:
+            tally.accepted += 1
+        else:
+            bad.append((line, list(receipt.problems)))
+    for line, problems in sorted(bad):
+        rejected.write(
+            ("," if tally.rejected else "")
+            + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)
+        )
+        tally.rejected += 1
+
+
+class _Stop:
+    """What Ctrl-C does at each stage of an ingest, and what to say once it has."""
+
+    def __init__(self) -> None:
+        self.writing = False
+        """Sequencing: a first Ctrl-C only asks to stop at the next batch boundary."""
+        self.asked = False
+        self.signed = False
+        """The final checkpoint is signed: every stored event is covered."""
+
+    @contextmanager
+    def on_sigint(self) -> Iterator[None]:
+        """Handle SIGINT inside, in the main thread (where Python runs signal handlers)
+        and over Python's default handler only: a caller's own handler, or SIGINT
+        ignored (a background job), is left alone."""
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.writing and not self.asked:
+            self.asked = True
+            return
+        raise KeyboardInterrupt
+
+    def outcome(self, tally: Tally) -> str:
+        """One line on what an interrupted ingest left in the store."""
+        if self.signed:
+            return (
+                f"interrupted: {tally}, all covered by a signed checkpoint; ingest the same "
+                "input again to store the rest (what is stored counts as duplicates)"
+            )
+        if self.writing:
+            return (
+                f"interrupted twice, so stopped at once: {tally} before the batch being "
+                "written, which may be stored too; the next ingest signs a checkpoint "
+                "covering them"
+            )
+        return "interrupted before anything was stored"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,11 +30,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from glasslog.access.redact import Scrubber
+from glasslog.access.redact import DEFAULT_SCRUB, Scrubber, ScrubConfig
+from glasslog.datadir import DataDir, RecordedCheckpoint
 from glasslog.derived import field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits, epoch_us, validate
-from glasslog.identity import check_signer
+from glasslog.identity import check_history, check_signer
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
@@ -43,7 +45,7 @@ from glasslog.ledger.commit import (
     encode_stored,
 )
 from glasslog.ledger.merkle import leaf_hash
-from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
+from glasslog.ledger.note import Checkpoint, Signer, Verifier, sign_checkpoint
 from glasslog.ledger.tiles import TreeBuilder
 from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
 
@@ -62,6 +64,8 @@ class Settings:
     """…or once the oldest uncovered event has waited this many seconds."""
     batch_size: int = 2_000
     """Events per transaction (and per fsync) on bulk paths."""
+    scrub: ScrubConfig = DEFAULT_SCRUB
+    """Extra secret detectors and per-kind actions (``[scrub]`` in glasslog.toml)."""
 
 
 class Prepared(NamedTuple):
@@ -98,7 +102,7 @@ class Preparer:
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self._scrubber = Scrubber(fingerprint_key=fingerprint_key)
+        self._scrubber = Scrubber(fingerprint_key=fingerprint_key, config=self.settings.scrub)
 
     def prepare(self, raw: object, *, now: datetime | None = None) -> Prepared:
         """Validate, scrub and commit one event; raise :class:`EventError` if it is invalid."""
@@ -163,12 +167,29 @@ class Receipt:
 class Sequencer:
     """The single writer of one log. Hold the data directory's writer lock while it lives."""
 
-    def __init__(self, store: Store, signer: Signer, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        *,
+        settings: Settings | None = None,
+        datadir: DataDir | None = None,
+    ) -> None:
+        """``datadir``, when given, keeps the newest checkpoint signed here outside the
+        store (``checkpoint.json``), and the history is checked against it before each
+        signature; every writer the CLI or a server runs passes it."""
         check_signer(store, signer)  # before anything is written: a wrong key poisons the log
         self.store = store
         self.settings = settings or Settings()
         self._signer = signer
+        self._verifier = Verifier.from_vkey(signer.vkey)
+        self._datadir = datadir
         self._tree: TreeBuilder = restore_tree(store)
+        # Refuse to write onto a history that no longer extends what was signed.
+        check_history(
+            store, self._verifier, self._tree, self._recorded(), where=self._where,
+            count=len(store.checkpoints()),
+        )  # fmt: skip
         latest = store.latest_checkpoint()
         self._signed_size = 0 if latest is None else latest.size
         self._oldest_unsigned: float | None = (
@@ -178,6 +199,13 @@ class Sequencer:
     @property
     def size(self) -> int:
         return self._tree.size
+
+    @property
+    def _where(self) -> pathlib.Path | None:
+        return None if self._datadir is None else self._datadir.path
+
+    def _recorded(self) -> RecordedCheckpoint | None:
+        return None if self._datadir is None else self._datadir.recorded_checkpoint()
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -211,15 +239,17 @@ class Sequencer:
         receipts: list[Receipt] = []
         rows: list[EventRow] = []
         leaves: list[bytes] = []
-        in_batch: dict[bytes, StoredEvent] = {}
+        in_batch: dict[bytes, EventRow] = {}
         seq = self._tree.size
         for item in batch:
-            stored = known.get(item.id) or in_batch.get(item.id)
+            stored = known.get(item.id)
+            if stored is None and (earlier := in_batch.get(item.id)) is not None:
+                stored = StoredEvent(earlier.seq, earlier.body, earlier.commits, earlier.salts)
             if stored is not None:
                 receipts.append(self._duplicate(item, stored))
                 continue
             row = EventRow(seq, *item.row)
-            in_batch[item.id] = StoredEvent(seq, row.body, row.commits, row.salts)
+            in_batch[item.id] = row  # a StoredEvent only for the rare repeat in one batch
             rows.append(row)
             leaves.append(item.leaf_hash)
             receipts.append(Receipt(seq=seq))
@@ -264,11 +294,17 @@ class Sequencer:
         if latest is not None and latest.size == self._tree.size:
             return latest
         # Another writer of a shared store may have signed meanwhile: never add a
-        # checkpoint under a key that is not the log's.
+        # checkpoint under a key that is not the log's, nor over a rewritten history.
         check_signer(self.store, self._signer)
+        check_history(
+            self.store, self._verifier, self._tree, self._recorded(), where=self._where
+        )
         cp = Checkpoint(origin=self._signer.name, size=self._tree.size, root=self._tree.root())
         note = sign_checkpoint(cp, self._signer)
         self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())
+        if self._datadir is not None:
+            # After the store's commit: the file never names a checkpoint the store lacks.
+            self._datadir.record_checkpoint(note, checkpoints=len(self.store.checkpoints()))
         self._signed_size = cp.size
         self._oldest_unsigned = None
         return StoredCheckpoint(cp.size, note)

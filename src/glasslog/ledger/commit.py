@@ -34,6 +34,7 @@ import json
 from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
+from itertools import accumulate
 from typing import Any, Final
 
 from glasslog.event import Event, canonical
@@ -209,11 +210,12 @@ def encode_stored(
     ``body`` is ``canonical(event)`` as text (values in clear), ``leaf`` the Merkle
     leaf bytes (``leaf_bytes(event, paths, salts)``), and ``spans[i]`` where the
     value of ``paths[i]`` sits in ``body`` (None for a value that already was a
-    commitment). Both are written in one pass over the top two levels of the event:
-    a value's canonical text is the same wherever it is nested, so each value is
-    encoded once and its text goes to the body and, or its commitment, to the leaf.
-    This runs for every ingested event; ``tests/ledger/test_commit.py`` checks it
-    against the two separate encodings.
+    commitment). A value's canonical text is the same wherever it is nested, so the
+    top two levels of the event are written once, as a list of pieces in which each
+    committed value is a piece of its own; the body joins the pieces, the leaf joins
+    them with each committed piece replaced by its commitment. This runs for every
+    ingested event; ``tests/ledger/test_commit.py`` checks it against the two
+    separate encodings.
     """
     count = len(paths)
     if len(salts) != count * SALT_BYTES:
@@ -233,75 +235,96 @@ def encode_stored(
     for head in heads:
         if (head,) in index:
             raise _nested(head)
-    out = _Encoding(salts, count)
-    out.put("{")
-    comma = ""
+    parts: list[str] = []
+    committed: list[tuple[int, int]] = []  # (piece, path index) of each value to commit
+    seen = 0
+    sep = "{"
     for key in _sorted_keys(event):
-        out.put(comma + _encode_str(key) + ":")
-        comma = ","
         value = event[key]
         if key in heads:
             if type(value) is not dict or is_commitment(value):
-                raise ValueError(f"path {_show((key, '…'))} is not in the event")
-            out.put("{")
+                inside = [path for path in paths if path[0] == key]
+                raise ValueError(f"path {_show_all(inside)} is not in the event")
+            parts.append(sep + _encode_str(key) + ":{")
             inner = ""
             for sub in _sorted_keys(value):
-                out.put(inner + _encode_str(sub) + ":")
+                item = value[sub]
+                i = index.get((key, sub))
+                if i is None:
+                    parts.append(inner + _encode_str(sub) + ":" + _text(item))
+                else:
+                    seen += 1
+                    if type(item) is dict and is_commitment(item):
+                        parts.append(inner + _encode_str(sub) + ":" + _text(item))
+                    else:
+                        parts.append(inner + _encode_str(sub) + ":")
+                        committed.append((len(parts), i))
+                        parts.append(_text(item))
                 inner = ","
-                out.value(value[sub], index.get((key, sub)))
-            out.put("}")
+            parts.append("}")
         else:
-            out.value(value, index.get((key,)))
-    out.put("}")
-    if out.done != count:
-        missing = [path for i, path in enumerate(paths) if i not in out.seen]
+            i = index.get((key,))
+            if i is None:
+                parts.append(sep + _encode_str(key) + ":" + _text(value))
+            else:
+                seen += 1
+                if type(value) is dict and is_commitment(value):
+                    parts.append(sep + _encode_str(key) + ":" + _text(value))
+                else:
+                    parts.append(sep + _encode_str(key) + ":")
+                    committed.append((len(parts), i))
+                    parts.append(_text(value))
+        sep = ","
+    parts.append("}" if parts else "{}")
+    if seen != count:
+        missing = [path for path in paths if not _has(event, path)]
         raise ValueError(f"path {_show_all(missing)} is not in the event")
-    return "".join(out.body), "".join(out.leaf).encode("utf-8"), out.spans
+    body = "".join(parts)
+    ends = list(accumulate(map(len, parts)))
+    spans: list[Span | None] = [None] * count
+    try:
+        for k, i in committed:
+            text = parts[k]
+            salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+            digest = sha256(salt + text.encode("utf-8")).digest()
+            parts[k] = _MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}'
+            spans[i] = (ends[k] - len(text), ends[k])
+        leaf = "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        canonical(event)  # a lone surrogate: raises CanonicalError naming where it is
+        raise
+    return body, leaf, spans
 
 
 _encode_str: Final = json.encoder.encode_basestring
 
 
+def _text(value: object) -> str:
+    """The canonical text of one value; strings (most values) without a detour via bytes.
+
+    A lone surrogate in a string passes here and fails when the text is encoded to
+    UTF-8, which :func:`encode_stored` does for every piece of the leaf and every
+    committed value.
+    """
+    if type(value) is str:
+        return _encode_str(value)
+    return canonical(value).decode("utf-8")
+
+
+def _has(event: Event, path: Path) -> bool:
+    parent: Any = event
+    for key in path:
+        if type(parent) is not dict or key not in parent:
+            return False
+        parent = parent[key]
+    return True
+
+
 def _sorted_keys(obj: dict[str, Any]) -> list[str]:
     keys = sorted(obj)
-    if all(key.isascii() for key in keys):
+    if "".join(keys).isascii():
         return keys
     return sorted(keys, key=lambda key: key.encode("utf-16-be"))  # RFC 8785 order
-
-
-class _Encoding:
-    """The two texts :func:`encode_stored` writes side by side."""
-
-    __slots__ = ("body", "done", "leaf", "length", "salts", "seen", "spans")
-
-    def __init__(self, salts: bytes, count: int) -> None:
-        self.body: list[str] = []
-        self.leaf: list[str] = []
-        self.length = 0
-        self.salts = salts
-        self.spans: list[Span | None] = [None] * count
-        self.seen: set[int] = set()
-        self.done = 0
-
-    def put(self, text: str) -> None:
-        self.body.append(text)
-        self.leaf.append(text)
-        self.length += len(text)
-
-    def value(self, value: object, i: int | None) -> None:
-        text = canonical(value).decode("utf-8")
-        if i is None or is_commitment(value):
-            self.put(text)
-        else:
-            salt = self.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
-            digest = sha256(salt + text.encode("utf-8")).digest()
-            self.spans[i] = (self.length, self.length + len(text))
-            self.body.append(text)
-            self.leaf.append(_MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}')
-            self.length += len(text)
-        if i is not None:
-            self.seen.add(i)
-            self.done += 1
 
 
 def leaf_from_body(body: str, spans: Sequence[Span | None], salts: bytes) -> bytes:
@@ -333,10 +356,25 @@ def leaf_from_body(body: str, spans: Sequence[Span | None], salts: bytes) -> byt
 
 def encode_commits(paths: Sequence[Path], spans: Sequence[Span | None]) -> str:
     """Storage form of committed paths with their spans: ``[["actor","email",12,31]]``."""
-    items: list[list[str | int]] = []
-    for path, span in zip(paths, spans, strict=True):
-        items.append([*path, *span] if span is not None else list(path))
-    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+    items = [
+        list(path) if span is None else [*path, *span]
+        for path, span in zip(paths, spans, strict=True)
+    ]
+    if _c_list_encoder is not None:  # on every ingested event: skip json.dumps's set-up
+        return "".join(_c_list_encoder(items, 0))
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))  # pragma: no cover
+
+
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_list_encoder = (
+    None  # other Python implementations
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
+"""CPython's C encoder as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``
+builds it, made once; for lists of strings and ints, which never need a check."""
 
 
 def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, NamedTuple, TypeAlias
@@ -35,13 +36,14 @@ from typing import Final, Literal, NamedTuple, TypeAlias
 from glasslog.errors import QueryError
 
 # The enumerations are owned by the event schema; the query must accept exactly them.
-from glasslog.event import ACTOR_TYPES, OUTCOMES, normalize_ip, parse_time
+from glasslog.event import ACTOR_TYPES, MAX_SAFE_INTEGER, OUTCOMES, normalize_ip, parse_time
 
 __all__ = [
     "ALIASES",
     "KNOWN_FIELDS",
     "MAX_DEPTH",
     "MAX_QUERY_LENGTH",
+    "MAX_SEQ",
     "MAX_TERMS",
     "And",
     "Compare",
@@ -207,7 +209,9 @@ _PSEUDO_FIELDS: Final = ("after", "before", "has")
 _OBJECTS: Final = frozenset({"source", "target", "context", "metadata"})
 """Objects of the schema that ``has:`` accepts as a whole (``actor`` is an alias of actor.id)."""
 _ENUMS: Final[dict[str, tuple[str, ...]]] = {"outcome": OUTCOMES, "actor.type": ACTOR_TYPES}
-_MAX_SAFE_INTEGER: Final = 2**53 - 1
+MAX_SEQ: Final = 2**63 - 1
+"""The largest seq a store can hold (SQLite integers and PostgreSQL bigints are 64-bit):
+a query, a key or a cursor naming a larger one is refused, never passed to the database."""
 
 
 def resolve_field(name: str, *, query: str | None = None, column: int | None = None) -> str:
@@ -345,11 +349,14 @@ def parse(query: str, *, now: datetime) -> Node:
         raise ValueError(
             f"now must be an aware datetime such as datetime.now(UTC), got {now.isoformat()}"
         )
+    now = now.astimezone(UTC) if offset else now.replace(tzinfo=UTC)
     if len(query) > MAX_QUERY_LENGTH:
-        raise QueryError(
-            f"the query has {len(query)} characters; at most {MAX_QUERY_LENGTH} are allowed"
+        # The caret marks the first character over the limit; what follows is not shown.
+        raise _Parser(query[: MAX_QUERY_LENGTH + 1], now).error(
+            f"the query has {len(query)} characters; at most {MAX_QUERY_LENGTH} are allowed",
+            MAX_QUERY_LENGTH,
         )
-    return _Parser(query, now.astimezone(UTC) if offset else now.replace(tzinfo=UTC)).parse()
+    return _Parser(query, now).parse()
 
 
 class _Parser:
@@ -757,8 +764,28 @@ class _Parser:
         elif field == "seq":
             if wildcard or _INTEGER.fullmatch(value) is None or value[0] in "+-":
                 raise self.error(f"expected a sequence number (digits) after '{name}:'", at)
+            if int(value) > MAX_SEQ:  # a bound parameter past 64 bits would overflow
+                raise self.error(
+                    f"{_show(value)} after '{name}:' is out of range: a seq is at most "
+                    f"{MAX_SEQ} (2**63-1)",
+                    at,
+                )
             value = str(int(value))
         elif field == "id":
+            if wildcard:
+                raise self.error(
+                    f"'{name}:' takes a whole event id, without wildcards: an id is a UUID "
+                    "such as 0192f0c1-8a3b-7c4d-9e2f-0123456789ab",
+                    star,
+                )
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise self.error(
+                    f"expected an event id (a UUID such as 0192f0c1-8a3b-7c4d-9e2f-0123456789ab) "
+                    f"after '{name}:'; found {_show(value)}",
+                    at,
+                ) from None
             value = value.lower()  # ids are stored in lowercase
         elif field == "source.ip":
             value = value.lower() if wildcard else self.address(value, name, at)
@@ -809,7 +836,7 @@ class _Parser:
         if value is not None:
             if _INTEGER.fullmatch(value) is not None:
                 number = int(value)
-                if -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+                if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
                     return number
                 raise self.error(
                     f"{_show(value)} after {where} is outside ±(2**53-1), the range of "

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from glasslog.derived import FIELD_VALUE_MAX
 from glasslog.errors import QueryError
-from glasslog.event import epoch_us
+from glasslog.event import MAX_SAFE_INTEGER, epoch_us
 from glasslog.query.language import And, Compare, Everything, Has, Match, Node, Not, Or, Text
 from glasslog.query.words import tsquery_phrase
 
@@ -464,6 +464,10 @@ def _number(text: str) -> int | float | None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN and 1e999: no stored number can equal them (JSON has none)
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        # Events hold no integer this large, and as a bound parameter it would overflow
+        # SQLite's and PostgreSQL's 64-bit integers: match it as text only.
+        return None
     return value
 
 

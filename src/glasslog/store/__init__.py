@@ -1,11 +1,13 @@
 """Stores: where a log's events, tiles and checkpoints live (DESIGN §7).
 
 ``open_store`` picks the backend from a store spec: a ``postgresql://`` DSN opens
-PostgreSQL, anything else is the path of an embedded SQLite file.
+PostgreSQL, a plain path is an embedded SQLite file, and any other URL is refused
+(``mysql://…`` must not become the name of a new SQLite file).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from glasslog.store.search import Search
 
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(//)?")  # one letter: a drive (C:)
+_SQLITE_SCHEMES = frozenset({"sqlite", "sqlite3", "file"})
 
 
 def is_postgres(spec: str | Path) -> bool:
@@ -24,8 +28,33 @@ def is_postgres(spec: str | Path) -> bool:
     return str(spec).startswith(POSTGRES_PREFIXES)
 
 
+def _refuse_other_urls(spec: str) -> None:
+    """Refuse a URL that names no backend glasslog has, naming only its scheme.
+
+    Only the scheme is echoed: the rest of a URL may hold a password.
+    """
+    found = _URL_SCHEME.match(spec)
+    if found is None:
+        return
+    scheme = found.group(1).lower()
+    if scheme in _SQLITE_SCHEMES:
+        raise ConfigError(
+            f"a SQLite store is given as a plain file path, not a {scheme}: URL; "
+            "write for example --store /var/lib/glasslog/glasslog.db"
+        )
+    if found.group(2) is not None and f"{scheme}://" in POSTGRES_PREFIXES:
+        raise ConfigError(f"write the store's scheme in lowercase, as {scheme}://…")
+    if found.group(2) is not None:
+        raise ConfigError(
+            f"unsupported store {scheme}://…: glasslog stores events in PostgreSQL "
+            "(postgresql://… or postgres://…) or in a SQLite file (a file path)"
+        )
+
+
 def open_store(spec: str | Path, *, create: bool = False, readonly: bool = False) -> Store:
     """Open (or with ``create``, create) the store named by ``spec``."""
+    if isinstance(spec, str) and not is_postgres(spec):
+        _refuse_other_urls(spec)
     if not is_postgres(spec) and any(k in str(spec) for k in ("dbname=", "host=", "user=")):
         # A libpq "key=value" string would otherwise become the name of a new SQLite file.
         raise ConfigError(

@@ -111,6 +111,12 @@ class Store(Protocol):
         """Number of stored events (the next seq to assign)."""
         ...
 
+    def seq_bounds(self) -> tuple[int, int, int | None, int | None]:
+        """``(size, rows, lowest seq, highest seq)``, read in one snapshot: the tree's size
+        (as :meth:`size`) and the event rows themselves, which ``verify`` compares to
+        find rows outside the tree (a writer appending meanwhile changes neither alone)."""
+        ...
+
     def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
         """Write events and the full tiles they completed in one durable transaction."""
         ...
@@ -149,6 +155,10 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, by size."""
+        ...
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        """The checkpoint of tree size ``size``, or None."""
         ...
 
     def identity(self) -> str | None:

@@ -13,8 +13,9 @@ What PostgreSQL changes (DESIGN §4 and §7; the DBA's view is ``docs/postgres.m
   table ``event_keys``, written in the same transaction.
 * **Append-only, twice.** Triggers refuse UPDATE, DELETE and TRUNCATE on every
   ledger table, even for the owner; and the role ``glasslog_app`` that the service
-  logs in through is granted only SELECT and INSERT (plus UPDATE on the two derived
-  counters, ``rollups`` and ``seq_blocks``).
+  logs in through is granted only SELECT and INSERT, and writes the two derived
+  counters, ``rollups`` and ``seq_blocks``, only through owner functions that can add
+  to them and nothing else (migration 4).
 * **Batches through COPY.** Rows are COPY'd into a session-local staging table and
   moved with two ``INSERT … SELECT`` statements (keys first, so a reused id fails
   before any event row is written). The full-text words travel as a ``tsvector``
@@ -267,10 +268,78 @@ $$;
 """
 ).replace("%(vacuum)s", _VACUUM_INSERTS)
 
+# Migration 4: nothing the application role can do may change a query's answer
+# unnoticed. No event row below seq 0 (reads would show it, verify never walks it). The
+# counters are written only through two SECURITY DEFINER functions that can add to a
+# count or widen a block and nothing else, so the role loses UPDATE on every table;
+# triggers hold even the owner to the same rules, and keep meta (the store's identity)
+# append-only apart from the schema version.
+_COUNTER_FUNCTIONS = """
+ALTER TABLE events ADD CONSTRAINT events_seq_in_tree CHECK (seq >= 0);
+ALTER TABLE event_keys ADD CONSTRAINT event_keys_seq_in_tree CHECK (seq >= 0);
+
+CREATE FUNCTION add_rollups(dims text[], hours bigint[], vals text[], counts bigint[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(counts) AS c(n) WHERE n IS NULL OR n <= 0) THEN
+        RAISE EXCEPTION 'glasslog: rollup increments must be positive'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO rollups (dim, hour, value, count)
+        SELECT * FROM unnest(dims, hours, vals, counts)
+        ON CONFLICT (dim, hour, value) DO UPDATE SET count = rollups.count + excluded.count;
+END
+$f$;
+CREATE FUNCTION widen_seq_blocks(blocks bigint[], mins bigint[], maxs bigint[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+BEGIN
+    INSERT INTO seq_blocks (block, min_time, max_time)
+        SELECT * FROM unnest(blocks, mins, maxs)
+        ON CONFLICT (block) DO UPDATE SET
+            min_time = least(seq_blocks.min_time, excluded.min_time),
+            max_time = greatest(seq_blocks.max_time, excluded.max_time);
+END
+$f$;
+REVOKE ALL ON FUNCTION add_rollups(text[], bigint[], text[], bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION widen_seq_blocks(bigint[], bigint[], bigint[]) FROM PUBLIC;
+
+"""
+_ONLY_GROW = {
+    "rollups": "NEW.count < OLD.count OR NEW.dim <> OLD.dim OR NEW.hour <> OLD.hour"
+    " OR NEW.value <> OLD.value",
+    "seq_blocks": "NEW.min_time > OLD.min_time OR NEW.max_time < OLD.max_time"
+    " OR NEW.block <> OLD.block",
+    "meta": "OLD.key <> 'schema_version' OR NEW.key <> OLD.key",
+}
+"""Per table, the UPDATEs refused: a counter only grows, a block only widens, and only
+a migration moves meta's schema version."""
+_COUNTER_TRIGGERS = "".join(
+    f"""
+CREATE FUNCTION {table}_only_grow() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF {refused} THEN
+        RAISE EXCEPTION 'glasslog: {table} only grow; this UPDATE refused'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$f$;
+CREATE TRIGGER only_grow BEFORE UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {table}_only_grow();
+CREATE TRIGGER no_delete BEFORE DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('{table}');
+"""
+    for table, refused in _ONLY_GROW.items()
+)
+_GUARDED_COUNTERS = _COUNTER_FUNCTIONS + _COUNTER_TRIGGERS
+
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _SCHEMA_V1),
     (2, _COLLATE_C),
     (3, _FRESH_VISIBILITY),
+    (4, _GUARDED_COUNTERS),
 )
 """``(version, SQL)`` in order; ``create`` applies those above the stored version."""
 
@@ -291,9 +360,12 @@ $$;
 GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
 GRANT SELECT ON meta TO {APP_ROLE};
 GRANT SELECT, INSERT ON {", ".join(_APPEND_ONLY)} TO {APP_ROLE};
-GRANT SELECT, INSERT, UPDATE ON rollups, seq_blocks TO {APP_ROLE};
+GRANT SELECT ON rollups, seq_blocks TO {APP_ROLE};
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON rollups, seq_blocks FROM {APP_ROLE};
+GRANT EXECUTE ON FUNCTION add_rollups(text[], bigint[], text[], bigint[]) TO {APP_ROLE};
+GRANT EXECUTE ON FUNCTION widen_seq_blocks(bigint[], bigint[], bigint[]) TO {APP_ROLE};
 GRANT EXECUTE ON FUNCTION ensure_month(integer, integer) TO {APP_ROLE};
-"""
+"""  # noqa: S608 - fixed names only, nothing from outside
 
 _STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS glasslog_batch (
@@ -315,18 +387,10 @@ _INSERT_EVENTS = (
     " commits, salts, words::tsvector FROM glasslog_batch"
 )
 _COPY_FIELDS = "COPY fields (key, value, time, seq) FROM STDIN"
-_UPSERT_ROLLUPS = (
-    "INSERT INTO rollups (dim, hour, value, count)"
-    " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[])"
-    " ON CONFLICT (dim, hour, value) DO UPDATE SET count = rollups.count + excluded.count"
-)
-_UPSERT_BLOCKS = (
-    "INSERT INTO seq_blocks (block, min_time, max_time)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
-    " ON CONFLICT (block) DO UPDATE SET"
-    " min_time = least(seq_blocks.min_time, excluded.min_time),"
-    " max_time = greatest(seq_blocks.max_time, excluded.max_time)"
-)
+# Through the owner's functions (migration 4): the application role may add to the
+# counters but cannot set them.
+_UPSERT_ROLLUPS = "SELECT add_rollups(%s::text[], %s::bigint[], %s::text[], %s::bigint[])"
+_UPSERT_BLOCKS = "SELECT widen_seq_blocks(%s::bigint[], %s::bigint[], %s::bigint[])"
 _INSERT_TILES = (
     "INSERT INTO tiles (level, idx, width, hashes)"
     " SELECT * FROM unnest(%s::integer[], %s::bigint[], %s::integer[], %s::bytea[])"
@@ -711,6 +775,17 @@ class PostgresStore:
             StoredCheckpoint(int(size), str(note))
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
+
+    def seq_bounds(self) -> tuple[int, int, int | None, int | None]:
+        top, count, low, high = self._query_one(
+            "SELECT (SELECT max(seq) FROM event_keys), count(*), min(seq), max(seq) FROM events",
+            (),
+        )
+        return (0 if top is None else int(top) + 1), int(count), low, high
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        row = self._query_one("SELECT size, note FROM checkpoints WHERE size = %s", (size,))
+        return None if row is None else StoredCheckpoint(int(row[0]), str(row[1]))
 
     def identity(self) -> str | None:
         row = self._query_one("SELECT value FROM meta WHERE key = 'vkey'", ())

@@ -34,7 +34,7 @@ from psycopg import errors as pgerrors
 
 from glasslog.errors import QueryError
 from glasslog.query.plan import POSTGRES, Compiled, FieldDriver, TextDriver
-from glasslog.store.search import Row, Search, timeout_error
+from glasslog.store.search import After, Row, Search, TextRead, timeout_error
 
 __all__ = ["PostgresSearch", "Row", "pg_sql"]
 
@@ -116,9 +116,11 @@ class PostgresSearch(Search):
         driver: TextDriver,
         limit: int,
         ascending: bool,
-        after: tuple[int, int] | None,
-    ) -> list[Row]:
-        return self._plain(plan, limit, ascending, after)
+        after: After | None,
+    ) -> tuple[list[Row], TextRead | None]:
+        # One statement with the keyset bound (see the module docstring): a deep page
+        # starts its index range at the cursor, so it never needs a span to skip.
+        return self._plain(plan, limit, ascending, None if after is None else after.keyset), None
 
     def _by_field(
         self,

@@ -13,10 +13,12 @@ grouping is a rolled-up column; the partial hours at the edges are counted exact
 
 from __future__ import annotations
 
+import enum
 import json
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from glasslog.errors import QueryError
 from glasslog.query.plan import COLUMNS, Compiled, Dialect, FieldDriver, TextDriver
@@ -25,11 +27,128 @@ from glasslog.store.base import HOUR_US, ROLLUP_DIMS
 Row = tuple[int, int, str]
 """(seq, time µs, body)."""
 
+SeqSpan = tuple[int, int]
+"""An open interval of seqs ``(low, high)``: the seqs strictly between the two."""
+
+MAX_PENDING = 32
+"""The most late matches a cursor lists inside its skip span (see :class:`After`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """Where a page ended: the next page starts strictly past ``(time, seq)``.
+
+    ``skip``, when set, is a span of seqs already read whose matches, but for the
+    seqs in ``pending``, all come before that event in the result order: they were
+    on this page or an earlier one. A full-text read jumps over the span and checks
+    the pending seqs directly, instead of reading those matches again only to
+    discard them, which made page 200 cost 200 first pages. ``pending`` holds the
+    events that arrived late (an older time at a higher seq) and wait for a later
+    page. Both are hints for speed: the keyset alone decides what is returned.
+    """
+
+    time: int
+    seq: int
+    skip: SeqSpan | None = None
+    pending: tuple[int, ...] = ()
+
+    @property
+    def keyset(self) -> tuple[int, int]:
+        return self.time, self.seq
+
+
+@dataclass(frozen=True, slots=True)
+class TextRead:
+    """What a full-text read went through, for the next page's :class:`After`.
+
+    Every match past ``after`` with a seq in ``span`` was read: it is among the rows
+    returned, or was dropped for ranking lower. ``dropped`` holds the
+    :data:`MAX_PENDING` + 1 dropped seqs nearest the scan's start (the highest
+    newest first, the lowest oldest first).
+    """
+
+    span: SeqSpan
+    dropped: list[int]
+
+
 BUCKETS_US = [
     s * 1_000_000
     for s in (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 ]
 MAX_BUCKETS = 100
+WEEK_US: Final = 7 * 86400 * 1_000_000
+MIN_TIME_US: Final = -62_135_596_800_000_000
+"""0001-01-01T00:00:00Z in µs since the epoch: the earliest time an event can have."""
+
+
+class Missing(enum.Enum):
+    """The type of :data:`MISSING` (an enum, so that it is one typed singleton)."""
+
+    MISSING = "missing"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = Missing.MISSING
+"""The group, in ``count_by``, of events that lack the field (JSON ``null`` is ``None``)."""
+
+
+def bucket_size(low: int, high: int) -> int:
+    """The histogram bucket (µs) for the window [low, high): at most MAX_BUCKETS buckets.
+
+    The smallest of :data:`BUCKETS_US` that fits, counting the bucket that the aligned
+    start adds; past 100 weeks, a whole number of weeks.
+    """
+
+    def fits(size: int) -> bool:
+        return -(-(high - bucket_start(low, size)) // size) <= MAX_BUCKETS
+
+    for size in BUCKETS_US:
+        if fits(size):
+            return size
+    # The aligned start adds up to one bucket: the span over 99 buckets always fits.
+    weeks = -(-max(high - low, 1) // (MAX_BUCKETS * WEEK_US))
+    while not fits(weeks * WEEK_US):
+        weeks += 1
+    return weeks * WEEK_US
+
+
+def _after_cut(
+    read: TextRead | None, shown: list[Row], beyond: list[Row], ascending: bool
+) -> After:
+    """The next page's start after ``shown``: its keyset, and what it may skip.
+
+    The matches of ``read.span`` not shown are the dropped ones and ``beyond``.
+    Those that rank after every shown row yet sit among their seqs arrived late:
+    up to MAX_PENDING of them stay in the span as pending. The span's far end (in
+    scan order) then moves past the other ones, so the next read resumes there.
+    """
+    seq, time_us, _ = shown[-1]
+    if read is None:
+        return After(time_us, seq)
+    # In scan order the read goes down from the span's high end: negate for oldest first.
+    sign = -1 if ascending else 1
+    low, high = sorted((sign * read.span[0], sign * read.span[1]))
+    unshown = {sign * s for s in [*read.dropped, *(r[0] for r in beyond)]}
+    unshown = {s for s in unshown if low < s < high}
+    furthest_shown = min(sign * r[0] for r in shown)  # along the scan
+    late = sorted((s for s in unshown if s > furthest_shown), reverse=True)[:MAX_PENDING]
+    low = max([low, *(unshown - set(late))])
+    if high - low <= 1:
+        return After(time_us, seq)
+    skip = (low, high) if sign == 1 else (-high, -low)
+    return After(time_us, seq, skip, tuple(sorted(sign * s for s in late)))
+
+
+def bucket_start(low: int, size: int) -> int:
+    """Where the first bucket starts: ``low`` rounded down to a multiple of ``size``.
+
+    Not before 0001-01-01 (where times start), so that a window from the year 1 has a
+    first bucket that can be written as a date.
+    """
+    start = low - low % size
+    return start if start >= MIN_TIME_US else low
 
 
 def timeout_error(timeout: float) -> QueryError:
@@ -76,9 +195,12 @@ class Search(ABC):
         driver: TextDriver,
         limit: int,
         ascending: bool,
-        after: tuple[int, int] | None,
-    ) -> list[Row]:
-        """Newest (or oldest) first through the full-text index."""
+        after: After | None,
+    ) -> tuple[list[Row], TextRead | None]:
+        """Newest (or oldest) first through the full-text index.
+
+        Also what the read went through, if the backend tracks it (see :meth:`page`).
+        """
 
     # -- search ----------------------------------------------------------------------
 
@@ -87,11 +209,28 @@ class Search(ABC):
     ) -> list[Row]:
         """Up to ``limit`` matching events in (time, seq) order, after the keyset ``after``."""
         with self._budget():
-            if isinstance(plan.driver, FieldDriver):
-                return self._by_field(plan, plan.driver, limit, ascending, after)
-            if isinstance(plan.driver, TextDriver):
-                return self._by_text(plan, plan.driver, limit, ascending, after)
-            return self._plain(plan, limit, ascending, after)
+            rows, _ = self._find(plan, limit, ascending, None if after is None else After(*after))
+        return rows
+
+    def page(
+        self, plan: Compiled, *, size: int, ascending: bool, after: After | None
+    ) -> tuple[list[Row], After | None]:
+        """Up to ``size`` matches past ``after``, and where the next page starts (None: the end)."""
+        with self._budget():
+            rows, read = self._find(plan, size + 1, ascending, after)
+        if len(rows) <= size:
+            return rows, None
+        return rows[:size], _after_cut(read, rows[:size], rows[size:], ascending)
+
+    def _find(
+        self, plan: Compiled, limit: int, ascending: bool, after: After | None
+    ) -> tuple[list[Row], TextRead | None]:
+        keyset = None if after is None else after.keyset
+        if isinstance(plan.driver, FieldDriver):
+            return self._by_field(plan, plan.driver, limit, ascending, keyset), None
+        if isinstance(plan.driver, TextDriver):
+            return self._by_text(plan, plan.driver, limit, ascending, after)
+        return self._plain(plan, limit, ascending, keyset), None
 
     time_bound_in_keyset = False
     """Whether to repeat the keyset's time as a plain bound (see :meth:`_keyset`)."""
@@ -243,8 +382,8 @@ class Search(ABC):
             )
             rows = self._all(sql, [*params, *plan.params, top])
             if decode:
-                return [(None if v is None else json.loads(v), int(n)) for v, n in rows]
-            return [(v, int(n)) for v, n in rows]
+                return [(MISSING if v is None else json.loads(v), int(n)) for v, n in rows]
+            return [(MISSING if v is None else v, int(n)) for v, n in rows]
 
     def _rollup_groups(self, plan: Compiled, column: str) -> list[tuple[Any, int]]:
         """Exact counts per value: whole hours from rollups, partial edge hours from events."""
@@ -274,7 +413,12 @@ class Search(ABC):
         return list(counts.items())
 
     def histogram(self, plan: Compiled) -> tuple[int, int, list[tuple[int, int]]]:
-        """(bucket size µs, first bucket start µs, [(bucket start, count)]) over the window."""
+        """(bucket size µs, first bucket start µs, [(bucket start, count)]) over the window.
+
+        Every bucket from the window's start to its end is listed, empty ones with a
+        count of 0: a gap in activity is an answer too. The window is the query's time
+        bounds, or the first and last match where the query has none.
+        """
         with self._budget():
             # The matches' times: from the field index for a metadata equality.
             source, params, where = "events e", list(plan.params), plan.where
@@ -292,23 +436,25 @@ class Search(ABC):
                     return BUCKETS_US[0], 0, []
                 low = int(first[0][0]) if low is None else low
                 high = int(last[0][0]) + 1 if high is None else high
-            span = max(high - low, 1)
-            size = next((b for b in BUCKETS_US if span / b <= MAX_BUCKETS), BUCKETS_US[-1])
-            start = low - low % size
-            # No ORDER BY: sorting ≤ 100 groups here lets PostgreSQL hash the groups
+            size = bucket_size(low, high)
+            start = bucket_start(low, size)
+            # No ORDER BY: at most 100 groups; without it PostgreSQL hashes the groups
             # instead of sorting every matching row by bucket (a third of the time).
             sql = (
                 f"SELECT (e.time - ?) / ? AS b, count(*) FROM {source} WHERE {where}"
                 " AND e.time >= ? AND e.time < ? GROUP BY b"
             )
-            rows = sorted(self._all(sql, [start, size, *params, low, high]))
-            return size, start, [(start + int(b) * size, int(n)) for b, n in rows]
+            counts = {int(b): int(n) for b, n in self._all(sql, [start, size, *params, low, high])}
+            n_buckets = max(0, -(-(high - start) // size))
+            return size, start, [(start + i * size, counts.get(i, 0)) for i in range(n_buckets)]
 
     def trace(self, ident: str, *, limit: int) -> list[Row]:
         """Every event whose request_id or trace_id is ``ident``, oldest first."""
         with self._budget():
             return self._all(
-                "SELECT seq, time, body FROM events WHERE request_id = ? OR trace_id = ?"
-                " ORDER BY time, seq LIMIT ?",
+                # +seq: a row outside the tree is never shown, and the guard must not
+                # steer the planner away from the request and trace indexes.
+                "SELECT seq, time, body FROM events WHERE (request_id = ? OR trace_id = ?)"
+                " AND +seq >= 0 ORDER BY time, seq LIMIT ?",
                 [ident, ident, limit],
             )

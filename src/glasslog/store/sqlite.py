@@ -34,10 +34,42 @@ from glasslog.store.base import (
     unsupported_version,
 )
 
-SCHEMA_VERSION = 2
-"""1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``)."""
+SCHEMA_VERSION = 3
+"""1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``).
+3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``)."""
 
-_APPEND_ONLY = ("events", "tiles", "checkpoints", "fields")
+_APPEND_ONLY = ("events", "tiles", "checkpoints", "fields", "field_keys")
+
+_GUARDS = """
+-- A row below seq 0 would be shown by reads but never verified (verify walks the tree
+-- from 0): refused, as the CHECK on events.seq does for stores created since version 3.
+CREATE TRIGGER IF NOT EXISTS events_seq_in_tree BEFORE INSERT ON events
+    WHEN NEW.seq < 0
+BEGIN SELECT RAISE(ABORT, 'glasslog: an event seq is a leaf index, never below 0'); END;
+
+-- Counters only grow: an upsert may add to a count, nothing may lower or move one.
+CREATE TRIGGER IF NOT EXISTS rollups_only_grow BEFORE UPDATE ON rollups
+    WHEN NEW.count < OLD.count OR NEW.dim IS NOT OLD.dim OR NEW.hour IS NOT OLD.hour
+      OR NEW.value IS NOT OLD.value
+BEGIN SELECT RAISE(ABORT, 'glasslog: rollups only grow; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS rollups_no_delete BEFORE DELETE ON rollups
+BEGIN SELECT RAISE(ABORT, 'glasslog: rollups only grow; DELETE refused'); END;
+
+-- A block's time bounds only widen as events arrive.
+CREATE TRIGGER IF NOT EXISTS seq_blocks_only_widen BEFORE UPDATE ON seq_blocks
+    WHEN NEW.min_time > OLD.min_time OR NEW.max_time < OLD.max_time
+      OR NEW.block IS NOT OLD.block
+BEGIN SELECT RAISE(ABORT, 'glasslog: seq_blocks only widen; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS seq_blocks_no_delete BEFORE DELETE ON seq_blocks
+BEGIN SELECT RAISE(ABORT, 'glasslog: seq_blocks only widen; DELETE refused'); END;
+
+-- meta holds the store's identity: only a migration moves the schema version.
+CREATE TRIGGER IF NOT EXISTS meta_no_update BEFORE UPDATE ON meta
+    WHEN OLD.key <> 'schema_version' OR NEW.key <> OLD.key
+BEGIN SELECT RAISE(ABORT, 'glasslog: meta is append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS meta_no_delete BEFORE DELETE ON meta
+BEGIN SELECT RAISE(ABORT, 'glasslog: meta is append-only; DELETE refused'); END;
+"""
 
 _FIELDS = """
 CREATE TABLE IF NOT EXISTS fields (
@@ -70,7 +102,7 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS events (
-    seq        INTEGER PRIMARY KEY,   -- leaf index, dense from 0
+    seq        INTEGER PRIMARY KEY CHECK (seq >= 0),  -- leaf index, dense from 0
     id         BLOB NOT NULL,         -- 16-byte UUID, the idempotency key
     time       INTEGER NOT NULL,      -- event time, microseconds since the epoch (UTC)
     service    TEXT NOT NULL,
@@ -136,6 +168,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """.replace("%(fields)s", _FIELDS)
     + "".join(_append_only(table) for table in _APPEND_ONLY)
+    + _GUARDS
 )
 
 _INSERT_EVENT = (
@@ -234,6 +267,13 @@ class SQLiteStore:
             )
         if found == 1:
             self._migrate_to_2()
+        if found is not None and found < SCHEMA_VERSION:
+            # Version 3 only adds triggers, which the script above just created.
+            with self._transaction():
+                self._conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
             self.upgraded_from = found
 
     def _migrate_to_2(self) -> None:
@@ -372,7 +412,9 @@ class SQLiteStore:
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
         row = self._query_one(
-            "SELECT seq, body, commits, salts FROM events WHERE id = ?", (event_id,)
+            # Never a row outside the tree, which verify would not cover.
+            "SELECT seq, body, commits, salts FROM events WHERE id = ? AND seq >= 0",
+            (event_id,),
         )
         if row is None:
             raise no_event_with_id()
@@ -434,6 +476,14 @@ class SQLiteStore:
             for size, note in self._query("SELECT size, note FROM checkpoints ORDER BY size", ())
         ]
 
+    def seq_bounds(self) -> tuple[int, int, int | None, int | None]:
+        count, low, high = self._query_one("SELECT count(*), min(seq), max(seq) FROM events", ())
+        return (0 if high is None else int(high) + 1), int(count), low, high
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        row = self._query_one("SELECT size, note FROM checkpoints WHERE size = ?", (size,))
+        return None if row is None else StoredCheckpoint(int(row[0]), str(row[1]))
+
     def identity(self) -> str | None:
         row = self._query_one("SELECT value FROM meta WHERE key = 'vkey'", ())
         return None if row is None else str(row[0])
@@ -493,12 +543,19 @@ def write_rows(
     Shared by the store and the ingest benchmark's baseline, so both write exactly
     the same tables and indexes.
     """
-    conn.executemany(_INSERT_EVENT, (r[:12] for r in rows))
-    conn.executemany(_INSERT_FTS, ((r.seq, r.text) for r in rows))
-    conn.executemany(
-        "INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)",
-        ((field_key(path), value, r.time_us, r.seq) for r in rows for path, value in r.fields),
-    )
+    # Lists rather than generators, and field keys looked up in a local dict first:
+    # this runs in the single writer for every event, where each microsecond counts.
+    conn.executemany(_INSERT_EVENT, [r[:12] for r in rows])
+    conn.executemany(_INSERT_FTS, [(r.seq, r.text) for r in rows])
+    keys: dict[str, int] = {}
+    fields: list[tuple[int, str | int | float, int, int]] = []
+    for r in rows:
+        for path, value in r.fields:
+            key = keys.get(path)
+            if key is None:
+                key = keys[path] = field_key(path)
+            fields.append((key, value, r.time_us, r.seq))
+    conn.executemany("INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)", fields)
     conn.executemany(
         "INSERT INTO rollups (dim, hour, value, count) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (dim, hour, value) DO UPDATE SET count = count + excluded.count",
