@@ -68,8 +68,8 @@ def test_scrub_section_is_read(tmp_path: Path) -> None:
     ("text", "message"),
     [
         (
-            "[ingest]\nmax_line_bytes = 5\n",
-            r"unknown section \[ingest\]; the sections are: \[scrub\]",
+            "[server]\nport = 5\n",
+            r"unknown section \[server\]; the sections are: \[scrub\], \[ingest\]",
         ),
         ("scrub = 1\n", r"scrub: expected a table, got an integer"),
         (

@@ -15,8 +15,9 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -176,6 +177,35 @@ class _QueryCommand(click.Command):
         return [*options, "--", *arguments] if arguments else options
 
 
+@contextmanager
+def _private_files() -> Iterator[None]:
+    """Files a command creates are its user's alone (umask 077), until it returns.
+
+    A second line of defence: glasslog creates each of its files 0600 and the data
+    directory 0700 itself (docs/ledger.md, "Files"); the umask also covers files made
+    on its behalf, such as ``glasslog demo``'s sample input.
+    """
+    old = os.umask(0o077)
+    os.umask(old | 0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)  # matters only in-process (tests, CliRunner)
+
+
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Warnings (a store file other users can read, a bug that hit one line) as one line
+    on stderr each, like errors, instead of Python's two lines with a file name."""
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        click.echo(f"glasslog: warning: {printable(str(message))}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="glasslog")
 @click.option(
@@ -192,6 +222,9 @@ def main(data: Path | None, store: str | None) -> None:
     or after it; given in both places, the command's own wins. Every command that
     prints a result takes --json: its help says what the JSON holds.
     """
+    ctx = click.get_current_context()
+    ctx.with_resource(_private_files())
+    ctx.with_resource(_warnings_on_stderr())
 
 
 @main.command()
@@ -603,10 +636,12 @@ def search(
     now = datetime.now(UTC)
     wanted = None if everything else limit
     shown: list[list[str]] = []
+    outside: list[int] = []
     with Log.open(data, store=store, timeout=timeout) as log:
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
             page = log.search(query, limit=size, sort=sort, cursor=cursor, now=now)
+            outside += page.outside
             for event in page.events:
                 if as_json:
                     click.echo(json.dumps(event, ensure_ascii=False))
@@ -624,6 +659,11 @@ def search(
             click.echo("no matching events", err=True)
     if cursor is not None and not everything:
         click.echo(f"more: --cursor {cursor}", err=True)
+    if outside:
+        _fail(
+            f"TAMPERED: the store returned {len(outside)} row(s) outside its tree (seq "
+            f"{', '.join(map(str, outside[:5]))}), not shown; run `glasslog verify`"
+        )
 
 
 NO_VALUE = "(none)"

@@ -16,6 +16,8 @@ Sections (each documented in the page named)::
     action = "redact"            or "fingerprint" (the default)
     [scrub.actions]              per built-in kind: "redact" or "fingerprint"
     card_number = "redact"
+    [ingest]                     docs/events.md
+    max_line_bytes = 1048576     longest input line read; longer ones are skipped unread
 
 Adding a section: a field on :class:`Config` and a function that turns the
 section's :class:`_Table` into that field's value, both named after the section,
@@ -35,9 +37,22 @@ from typing import Any, cast
 from glasslog.access.redact import Action, ScrubConfig, ScrubRule
 from glasslog.errors import ConfigError
 
-__all__ = ["CONFIG_NAME", "Config", "load"]
+__all__ = ["CONFIG_NAME", "Config", "IngestConfig", "load"]
 
 CONFIG_NAME = "glasslog.toml"
+
+MIN_LINE_BYTES = 1024
+MAX_LINE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """``[ingest]``: how ``glasslog ingest`` reads its input."""
+
+    max_line_bytes: int = 1 << 20
+    """The longest line read, in bytes before its newline (after gzip decompression).
+    An event is at most 64 KiB as canonical JSON, so 1 MiB leaves room for whitespace
+    and escapes while a huge line is skipped without being held in memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,7 @@ class Config:
     """Every section of ``glasslog.toml``, each with its defaults when absent."""
 
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
 class _Table:
@@ -78,6 +94,18 @@ class _Table:
         value: str | None = self._get(key, str, "a string")
         if value is None and required:
             raise self.error(key, "is required")
+        return value
+
+    def integer(self, key: str, *, low: int, high: int) -> int | None:
+        """An integer from ``low`` to ``high`` (a TOML boolean is not one)."""
+        self._read.add(key)
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if type(value) is not int:
+            raise self.error(key, f"expected an integer, got {_toml_type(value)}")
+        if not low <= value <= high:
+            raise self.error(key, f"must be from {low:,} to {high:,}, got {value:,}")
         return value
 
     def strings(self, key: str) -> list[str]:
@@ -158,7 +186,14 @@ def _scrub(table: _Table) -> ScrubConfig:
         raise table.invalid(exc) from None
 
 
-_SECTIONS: dict[str, Callable[[_Table], Any]] = {"scrub": _scrub}
+def _ingest(table: _Table) -> IngestConfig:
+    """``[ingest]``: the longest input line (docs/events.md, "Input lines")."""
+    max_line_bytes = table.integer("max_line_bytes", low=MIN_LINE_BYTES, high=MAX_LINE_BYTES)
+    table.done()
+    return IngestConfig() if max_line_bytes is None else IngestConfig(max_line_bytes)
+
+
+_SECTIONS: dict[str, Callable[[_Table], Any]] = {"scrub": _scrub, "ingest": _ingest}
 """Section name → its reader; the name is also the :class:`Config` field it fills."""
 
 

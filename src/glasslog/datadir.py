@@ -5,14 +5,15 @@ Layout (``--data DIR``, ``GLASSLOG_DATA``, default ``./glasslog-data``)::
     glasslog.db        the SQLite store (plus -wal / -shm while open)
     signing.key        Ed25519 signing key, C2SP note format     (0600, secret)
     fingerprint.key    HMAC key for secret fingerprints          (0600, secret)
-    log.vkey           the verifier key, safe to publish          (0644)
+    log.vkey           the verifier key, safe to publish          (0600)
     writer.lock        held by the one process sequencing events
     checkpoint.json    the newest checkpoint signed here, kept outside the database (0600)
     glasslog.toml      optional settings (docs/secrets.md: [scrub]); no secrets
 
-Secret files are created with mode 0600 inside a 0700 directory, and refused on
-load when anyone but the owner can read them: a leaked signing key lets an attacker
-sign a rewritten history, so we fail closed rather than warn.
+Every file is created with mode 0600 inside a 0700 directory: the database holds
+personal data, and its salts are what keep committed fields unguessable. Secret files
+are refused on load when anyone but the owner can read them: a leaked signing key
+lets an attacker sign a rewritten history, so we fail closed rather than warn.
 """
 
 from __future__ import annotations
@@ -56,6 +57,38 @@ def _write_secret(path: Path, data: str) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def private_directory(path: Path) -> bool:
+    """Create ``path`` with mode 0700, or take group and other access off an existing one
+    we own; return whether it was created. Raise :class:`ConfigError` when others can
+    enter a directory we cannot restrict (another user's)."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        created = False
+    else:
+        created = True
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path} is not a directory; give --data a directory")
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o077:
+        return created
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"{path} is open to other users (mode {mode:o}) and belongs to another user, so "
+            f"glasslog cannot make it private; its owner can run `chmod 700 {path}`, or give "
+            "--data a directory of your own"
+        )
+    try:
+        os.chmod(path, mode & 0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} is open to other users (mode {mode:o}) and cannot be made private "
+            f"({exc.strerror}); run `chmod 700 {path}`, or give --data another directory"
+        ) from None
+    return created
 
 
 def _read_secret(path: Path) -> str:
@@ -149,7 +182,7 @@ class DataDir:
         Running it again never replaces a key: a second ``init`` with a different
         origin is an error rather than a silent new identity for the log.
         """
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.path)
         key_path = self.path / SIGNING_KEY
         created = False
         if key_path.exists():
@@ -167,7 +200,7 @@ class DataDir:
             _write_secret(self.path / FINGERPRINT_KEY, secrets.token_hex(32) + "\n")
         vkey_path = self.path / VKEY
         if not vkey_path.exists():
-            vkey_path.write_text(signer.vkey + "\n", encoding="ascii")
+            _write_secret(vkey_path, signer.vkey + "\n")  # not secret, but 0600 like every file
         return signer, created
 
     def signer(self) -> Signer:

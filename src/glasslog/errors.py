@@ -2,10 +2,12 @@
 
 Every message says what was wrong and, where there is one, how to fix it. Errors
 from sqlite3 (and later psycopg) are wrapped at the store boundary, so callers only
-ever catch glasslog's own types::
+ever catch glasslog's own types (plus ``KeyboardInterrupt``: ``glasslog.ingest.bulk.Interrupted``
+is one that says what an interrupted ingest stored)::
 
     GlasslogError
     ├── ConfigError            bad option, missing or unreadable data directory / key
+    ├── InputError             an input (a file, stdin, a gzip stream) could not be read to its end
     ├── EventError             one event is invalid (carries every problem with its JSON path)
     ├── ConflictError          an id is reused with different content
     ├── LedgerError            tamper-evidence failures
@@ -31,6 +33,10 @@ class GlasslogError(Exception):
 
 class ConfigError(GlasslogError):
     """A setting, the data directory or a key file is missing or wrong."""
+
+
+class InputError(GlasslogError):
+    """The input could not be read to its end; what came before it was stored and signed."""
 
 
 class CanonicalError(GlasslogError):

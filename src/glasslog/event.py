@@ -536,11 +536,11 @@ class _Check:
 
     def unknown_field(self, key: object, path: str) -> None:
         if not isinstance(key, str):
-            self.problem(path, f"keys must be strings; found {_json_type(key)} {key!r}")
+            self.problem(path, f"keys must be strings; found {_show_key(key)}")
         else:
             self.problem(
                 path if len(key) > 64 or not _is_clean(key) else _member(path, key),
-                f"unknown field {_show(key)}; put custom data under metadata",
+                f"unknown field {_show_name(key)}; put custom data under metadata",
             )
 
 
@@ -711,7 +711,7 @@ def _copy_object(check: _Check, obj: dict[Any, Any], path: str, depth: int) -> A
         key = raw_key
         if type(key) is not str:
             if not isinstance(key, str):
-                check.problem(path, f"keys must be strings; found {_json_type(key)} {key!r}")
+                check.problem(path, f"keys must be strings; found {_show_key(key)}")
                 continue
             key = str.__str__(key)
         if not key or key[0] == "$" or len(key) > limits.max_key_length or not _is_text(key):
@@ -891,12 +891,36 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    """A short, printable rendering of a rejected value for an error message."""
+    """A short, printable rendering of a rejected value for an error message.
+
+    A string is quoted only when it can be quoted whole and as it is. Messages are
+    scrubbed of secrets before they are shown (glasslog.ingest.lines), and detectors
+    recognise a whole secret standing apart from letters and digits: not the first 40
+    characters of one, nor one behind an escape such as ``\\n`` or ``\\x00``.
+    """
     if not isinstance(value, str):
         return _json_type(value)
-    if not _is_clean(value):
-        value = value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-    return repr(value if len(value) <= 40 else value[:40] + "…")
+    if _quotable(value):
+        return repr(value)
+    return f"a string of {len(value):,} characters"
+
+
+def _show_name(key: str) -> str:
+    """A key for a message: quoted as :func:`_show` would, else only its length."""
+    return repr(key) if _quotable(key) else f"({len(key):,} characters)"
+
+
+def _quotable(text: str) -> bool:
+    return len(text) <= 40 and text.isprintable()  # repr escapes exactly the unprintable
+
+
+def _show_key(key: object) -> str:
+    """A non-string key (from a Python caller) for a message: a small number as written,
+    anything else by its type alone — the repr of an arbitrary object may recurse
+    without end, fail, or run the caller's code."""
+    if type(key) is int and -MAX_SAFE_INTEGER <= key <= MAX_SAFE_INTEGER:
+        return f"number {key}"
+    return _json_type(key)
 
 
 def _is_text(value: str) -> bool:
@@ -915,10 +939,12 @@ def _bad_key(key: str, limits: Limits) -> str:
     if not key:
         return "empty key; metadata keys must have a name"
     if key[0] == "$":
-        return f"key {_show(key)} starts with '$', which is reserved for glasslog; rename it"
+        return f"key {_show_name(key)} starts with '$', which is reserved for glasslog; rename it"
     if len(key) > limits.max_key_length:
         return (
-            f"key {_show(key)} has {len(key)} characters; "
+            f"a key has {len(key)} characters; at most {limits.max_key_length} are allowed"
+            if len(key) > 40
+            else f"key {_show(key)} has {len(key)} characters; "
             f"at most {limits.max_key_length} are allowed"
         )
-    return f"key {_show(key)}: {_bad_chars(key)}"
+    return f"key {_show_name(key)}: {_bad_chars(key)}"

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from glasslog.datadir import DataDir, RecordedCheckpoint
+from glasslog.datadir import DataDir, RecordedCheckpoint, private_directory
 from glasslog.errors import ConfigError, IntegrityError, NoteError, NotFoundError, ProofError
 from glasslog.ledger import merkle
 from glasslog.ledger.merkle import HASH_SIZE
@@ -183,8 +183,8 @@ def initialise(data: Path, *, store: str | None, origin: str | None) -> Initiali
     """
     datadir = DataDir(data)
     had_keys = datadir.exists()
-    made_dir = not datadir.path.exists()
-    datadir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Private before anything is created in it: the store holds personal data and salts.
+    made_dir = private_directory(datadir.path)
     spec = datadir.store_spec(store)
     try:
         opened = open_store(spec, create=True)

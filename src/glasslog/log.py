@@ -59,6 +59,9 @@ class Page:
 
     events: list[dict[str, Any]]
     cursor: str | None
+    outside: tuple[int, ...] = ()
+    """Seqs of rows the store returned that are not leaves of its tree (below seq 0):
+    never shown, since ``verify`` does not cover them; it names them as tampering."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +250,12 @@ class Log:
         after = _decode_cursor(cursor, query, sort) if cursor else None
         rows, end = self._search.page(plan, size=limit, ascending=sort == "time", after=after)
         next_cursor = _encode_cursor(end, query, sort) if end is not None else None
-        return Page(events=[_event(row) for row in rows], cursor=next_cursor)
+        outside = tuple(row[0] for row in rows if row[0] < 0)
+        return Page(
+            events=[_event(row) for row in rows if row[0] >= 0],
+            cursor=next_cursor,
+            outside=outside,
+        )
 
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events match (exact up to ``cap``, then an estimate)."""

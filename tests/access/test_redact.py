@@ -1153,6 +1153,16 @@ SECRETS = st.one_of(
         lambda s: (f"-----BEGIN EC PRIVATE KEY-----\n{s}\n-----END EC PRIVATE KEY-----", s)
     ),
     _card().map(lambda c: (c, c)),
+    _card()
+    .filter(lambda c: len(c) == 16)
+    .map(lambda c: " ".join(c[i : i + 4] for i in range(0, 16, 4)))
+    .map(lambda grouped: (grouped + " 12/27", grouped)),
+    st.tuples(_random(_B64URL, 22), _random(_B64URL, 43)).map(
+        lambda p: ("S" + "G." + p[0][:22] + "." + p[1][:43],) * 2
+    ),
+    _random(_ALNUM, 36).map(lambda s: ("np" + "m_" + s[:36],) * 2),
+    _random(_ALNUM + "/+", 40).map(lambda s: ("aws_secret_access_key = " + s[:40], s[:40])),
+    _random(_ALNUM + "/+", 44).map(lambda s: ("AccountName=a;AccountKey=" + s + ";x=y", s)),
 )
 WORDS = st.text(alphabet="qvwz ,;()", max_size=12)
 SAFE_KEYS = st.text(alphabet="qvwz_", min_size=1, max_size=6)

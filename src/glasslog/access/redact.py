@@ -92,11 +92,13 @@ Speed: scrubbing runs on every event. One walk gathers the strings (and replaces
 values under sensitive keys); the strings are joined and *folded* (ASCII
 lowercased, digits made ``0``, spaces, tabs, ``-`` and quotes dropped) and each
 detector's gates — regexes over the folded text that begin with a literal — are
-tried on that one string. Gates that begin with one rare character (``_ . : =``)
-are tried together, one regex per character with a lookbehind per gate, so forty
-detectors cost about twenty-five C-level substring scans on an event with nothing
-suspicious. Only when a gate fires does a second walk run the detectors that fired,
-compiled as one alternation of named groups, string by string.
+tried on that one string. Gates are filed under the rarest character of their
+literal (``_ = : . k j x`` …) and each such group is one regex with a lookbehind per
+gate, so about twenty C-level scans decide for all the detectors on an event with
+nothing suspicious (``_Gates``). When a gate fires, its matches in the folded text
+say which strings to scan (``_Gates.locate``; a ``name=`` whose name contains no
+stem is dropped there), and a second walk runs the fired detectors, compiled as one
+alternation of named groups, on those strings only.
 
 Only ``dict`` and ``list`` (JSON object and array) are descended. Containers nested
 deeper than ``_MAX_DEPTH`` (or cyclic) are replaced whole as ``too_deep``: what
@@ -377,11 +379,11 @@ class _Verdict(NamedTuple):
     kind: str
 
 
-Accept = Callable[[re.Match[str], int, int, str], _Verdict | None]
+_Accept = Callable[[re.Match[str], int, int, str], _Verdict | None]
 """``(match, secret start, secret end, detector kind)`` → the secret, or None for a look-alike."""
 
 
-def _predicate(check: Callable[[str, str], bool]) -> Accept:
+def _predicate(check: Callable[[str, str], bool]) -> _Accept:
     """A detector that accepts or rejects a candidate whole, by ``check(secret, whole match)``."""
 
     def accept(match: re.Match[str], start: int, end: int, kind: str) -> _Verdict | None:
@@ -493,7 +495,7 @@ class _Detector:
     kind: str
     pattern: str
     gates: tuple[str, ...]
-    accept: Accept | None = None
+    accept: _Accept | None = None
 
 
 # Patterns must stay linear on hostile text (events carry user input): every pattern

@@ -13,6 +13,15 @@ transparently, from a file or a pipe. When the input cannot be read to its end (
 truncated or corrupt gzip file), everything read before the failure is stored and
 signed, and :class:`InputError` says how much that was.
 
+A line longer than ``[ingest] max_line_bytes`` (glasslog.toml, 1 MiB by default;
+counted after decompression) is rejected while it is read: it is skipped to its
+newline in bounded pieces, never held whole, so one huge line cannot exhaust memory.
+Each line is then parsed by :func:`glasslog.ingest.lines.parse_line` (duplicate keys
+and deep nesting are refused there), and every rejection message is scrubbed of
+secrets before it leaves the worker. An unexpected exception while preparing one line
+(a bug) rejects that line only, as an "internal error", and warns once
+(:class:`IngestWarning`); the rest of its chunk is ingested as usual.
+
 Ctrl-C, when SIGINT has Python's default handler in the main thread: the first one
 stops at the next batch boundary. The batch being written is completed, chunks
 still being prepared are discarded, and a checkpoint is signed: at a batch boundary
@@ -33,23 +42,34 @@ import os
 import signal
 import stat
 import threading
+import warnings
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
+from glasslog.access.redact import Scrubber
 from glasslog.datadir import DataDir
-from glasslog.errors import GlasslogError
+from glasslog.errors import InputError
+from glasslog.ingest.lines import INTERNAL_ERROR, scrub_messages
 from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
 from glasslog.store import open_store
 from glasslog.workers import worker_pool
 
 GZIP_MAGIC = b"\x1f\x8b"
 """The first two bytes of every gzip member (RFC 1952 §2.3.1)."""
+
+_SKIP_PIECE = 64 * 1024
+"""Bytes read at a time while skipping the rest of a line over the length cap."""
+
+
+class IngestWarning(UserWarning):
+    """Something an operator should hear about although the ingest went on (a bug hit a line)."""
 
 
 @dataclass(slots=True)
@@ -61,16 +81,14 @@ class Tally:
     rejected: int = 0
     offset: int | None = None
     """Bytes of the input file consumed (compressed bytes for gzip); None for a pipe."""
+    internal_errors: int = 0
+    """Lines rejected by an unexpected exception (a bug) rather than for their content."""
 
     def __str__(self) -> str:
         return (
             f"{self.accepted:,} events stored, {self.duplicates:,} duplicates, "
             f"{self.rejected:,} lines rejected"
         )
-
-
-class InputError(GlasslogError):
-    """The input could not be read to its end; what came before it was stored and signed."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -93,10 +111,16 @@ def input_size(stream: IO[bytes]) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+_Rejection = tuple[int, list[str]]
+"""A rejected line: its number and its problems."""
+
+
 class _Chunk(NamedTuple):
-    first: int
-    """The 1-based number of the chunk's first line."""
+    numbers: list[int]
+    """The 1-based number of each line (blank lines are left out, so there are gaps)."""
     lines: list[bytes]
+    early: list[_Rejection]
+    """Lines rejected while reading (too long), to report in order with the others."""
     end: int | None
     """The input offset after the chunk (see :attr:`Tally.offset`)."""
 
@@ -104,28 +128,36 @@ class _Chunk(NamedTuple):
 class _Input:
     """The input as chunks of non-blank lines. A read failure ends it, kept in ``error``."""
 
-    def __init__(self, stream: IO[bytes], size: int) -> None:
+    def __init__(self, stream: IO[bytes], size: int, max_line_bytes: int) -> None:
         name = getattr(stream, "name", None)
         self.name = name if isinstance(name, str) else "the input"
         self.error: str | None = None
         self.last_line = 0
         self._size = size
+        self._max = max_line_bytes
         self._offset = _offset_reader(stream)
-        self._lines = _decompressed(stream)
+        self._stream = _decompressed(stream)
 
     def __iter__(self) -> Iterator[_Chunk]:
-        chunk: list[bytes] = []
-        first = number = 0
+        numbers: list[int] = []
+        lines: list[bytes] = []
+        early: list[_Rejection] = []
+        number = 0
+        # At most max + 1 bytes per call: a line that fills them without its newline is
+        # over the cap, whatever its length, and the rest of it is skipped piece by piece.
+        readline = partial(self._stream.readline, self._max + 1)
         try:
-            for number, line in enumerate(self._lines, 1):
-                if not line.strip():
+            for number, line in enumerate(iter(readline, b""), 1):
+                if len(line) > self._max and line[-1:] != b"\n":
+                    early.append((number, [self._too_long(len(line) + self._skip_rest())]))
+                elif line.isspace():
                     continue
-                if not chunk:
-                    first = number
-                chunk.append(line)
-                if len(chunk) >= self._size:
-                    yield _Chunk(first, chunk, self._offset())
-                    chunk = []
+                else:
+                    numbers.append(number)
+                    lines.append(line)
+                if len(lines) + len(early) >= self._size:
+                    yield _Chunk(numbers, lines, early, self._offset())
+                    numbers, lines, early = [], [], []
         except EOFError:
             self.error = "the gzip data ends early (the file is truncated)"
         except (gzip.BadGzipFile, zlib.error) as exc:
@@ -133,8 +165,24 @@ class _Input:
         except OSError as exc:
             self.error = f"reading failed ({exc.strerror or exc})"
         self.last_line = number
-        if chunk:
-            yield _Chunk(first, chunk, self._offset())
+        if lines or early:
+            yield _Chunk(numbers, lines, early, self._offset())
+
+    def _skip_rest(self) -> int:
+        """Read past the end of the current line in bounded pieces; return its bytes left."""
+        skipped = 0
+        while piece := self._stream.readline(_SKIP_PIECE):
+            skipped += len(piece)
+            if piece[-1:] == b"\n":
+                return skipped - 1
+        return skipped
+
+    def _too_long(self, length: int) -> str:
+        return (
+            f"$: the line has {length:,} bytes; at most {self._max:,} are read (max_line_bytes "
+            "in the [ingest] section of glasslog.toml), so it was skipped unread: send one "
+            "event per line"
+        )
 
 
 def _offset_reader(stream: IO[bytes]) -> Callable[[], int | None]:
@@ -145,13 +193,15 @@ def _offset_reader(stream: IO[bytes]) -> Callable[[], int | None]:
     return lambda: os.lseek(fd, 0, os.SEEK_CUR)
 
 
-def _decompressed(stream: IO[bytes]) -> Iterable[bytes]:
+def _decompressed(stream: IO[bytes]) -> IO[bytes]:
     """The lines of ``stream``, decompressed when it starts with gzip's magic bytes."""
     head = _peek(stream, len(GZIP_MAGIC))
     # A lone 0x1f means a pipe delivered one byte so far; no JSON line starts with it,
     # and GzipFile reports a clear error if the next byte is not 0x8b.
     if head and GZIP_MAGIC.startswith(head):
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        # readline(limit) on a GzipFile inflates at most about the limit: the cap holds
+        # for the decompressed line (a gzip bomb of one line is skipped like any other).
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     return stream
 
 
@@ -167,24 +217,66 @@ def _peek(stream: IO[bytes], n: int) -> bytes:
     return b""
 
 
-_worker_preparer: Preparer | None = None
+_Results = list[tuple[int, Prepared | list[str]]]
+
+
+class _ChunkPreparer:
+    """Prepares a chunk of lines; one line can never cost the others, nor leak a secret.
+
+    Rejection messages quote parts of the input (an unknown field's name, a bad enum
+    value), so each goes through the scrubber before it leaves: a refused secret must
+    not be printed when the same secret, accepted, would have been redacted.
+    """
+
+    def __init__(self, key: bytes, settings: Settings) -> None:
+        self._preparer = Preparer(fingerprint_key=key, settings=settings)
+        self._scrubber = Scrubber(fingerprint_key=key, config=settings.scrub)
+
+    def __call__(self, lines: list[bytes], numbers: list[int]) -> _Results:
+        try:
+            results = self._preparer.prepare_lines(lines, first_line=0)
+        except Exception:  # a bug on one line: find it, keep the others
+            results = [self._one(index, line) for index, line in enumerate(lines)]
+        return [
+            (numbers[i], r if isinstance(r, Prepared) else self._scrubbed(r)) for i, r in results
+        ]
+
+    def _one(self, index: int, line: bytes) -> tuple[int, Prepared | list[str]]:
+        try:
+            [(_, result)] = self._preparer.prepare_lines([line], first_line=index)
+        except Exception as exc:  # reported as this line's rejection
+            return index, [_internal(exc)]
+        return index, result
+
+    def _scrubbed(self, problems: list[str]) -> list[str]:
+        try:
+            return scrub_messages(self._scrubber, problems)
+        except Exception as exc:  # never fall back to the unscrubbed text
+            return [_internal(exc)]
+
+
+def _internal(exc: Exception) -> str:
+    # The exception's type only: its message may quote the input.
+    return (
+        f"{INTERNAL_ERROR} ({type(exc).__name__}) while preparing this line, not a problem "
+        "with its content; the other lines were ingested. Please report it"
+    )
+
+
+_worker_chunks: _ChunkPreparer | None = None
 
 
 def _init_worker(key: bytes, settings: Settings) -> None:
-    global _worker_preparer  # noqa: PLW0603 - one Preparer per worker process
-    _worker_preparer = Preparer(fingerprint_key=key, settings=settings)
+    global _worker_chunks  # noqa: PLW0603 - one preparer per worker process
+    _worker_chunks = _ChunkPreparer(key, settings)
 
 
-def _prepare_in_worker(lines: list[bytes], first: int) -> list[tuple[int, Any]]:
+def _prepare_in_worker(lines: list[bytes], numbers: list[int]) -> list[tuple[int, Any]]:
     """Prepare one chunk; Prepared items travel as plain tuples, which pickle twice as fast."""
-    assert _worker_preparer is not None
+    assert _worker_chunks is not None
     return [
-        (n, tuple(r) if isinstance(r, Prepared) else r)
-        for n, r in _worker_preparer.prepare_lines(lines, first_line=first)
+        (n, tuple(r) if isinstance(r, Prepared) else r) for n, r in _worker_chunks(lines, numbers)
     ]
-
-
-_Results = list[tuple[int, Prepared | list[str]]]
 
 
 @contextmanager
@@ -200,22 +292,22 @@ def _prepared(
     head = list(itertools.islice(chunks, 2))
     everything = itertools.chain(head, chunks)
     if len(head) < 2 or workers <= 1:  # one chunk: starting processes would cost more
-        local = Preparer(fingerprint_key=key, settings=settings)
-        yield ((c.end, local.prepare_lines(c.lines, first_line=c.first)) for c in everything)
+        local = _ChunkPreparer(key, settings)
+        yield ((c.end, [*local(c.lines, c.numbers), *c.early]) for c in everything)
         return
     with worker_pool(workers, initializer=_init_worker, initargs=(key, settings)) as pool:
-        inflight: deque[tuple[int | None, Future[list[tuple[int, Any]]]]] = deque()
+        inflight: deque[tuple[_Chunk, Future[list[tuple[int, Any]]]]] = deque()
 
         def submit(n: int) -> None:
             for c in itertools.islice(everything, n):
-                inflight.append((c.end, pool.submit(_prepare_in_worker, c.lines, c.first)))
+                inflight.append((c, pool.submit(_prepare_in_worker, c.lines, c.numbers)))
 
         def in_order() -> Iterator[tuple[int | None, _Results]]:
             while inflight:
-                end, future = inflight.popleft()
+                chunk, future = inflight.popleft()
                 results = future.result()
                 submit(1)  # bounded: memory does not grow with the input
-                yield end, _from_worker(results)
+                yield chunk.end, [*_from_worker(results), *chunk.early]
 
         submit(2 * workers)
         yield in_order()
@@ -246,10 +338,11 @@ def ingest_lines(
     :class:`Interrupted` on Ctrl-C, each once what came before is stored and signed.
     """
     datadir.require()
-    settings = dataclasses.replace(settings, scrub=datadir.config().scrub)
+    config = datadir.config()
+    settings = dataclasses.replace(settings, scrub=config.scrub)
     key = datadir.fingerprint_key()
     signer = datadir.signer()
-    source = _Input(stream, settings.batch_size)
+    source = _Input(stream, settings.batch_size, config.ingest.max_line_bytes)
     tally = Tally()
     stop = _Stop()
     try:
@@ -321,6 +414,16 @@ def _write(sequencer: Sequencer, results: _Results, tally: Tally, rejected: IO[s
         else:
             bad.append((line, list(receipt.problems)))
     for line, problems in sorted(bad):
+        if problems and problems[0].startswith(INTERNAL_ERROR):
+            tally.internal_errors += 1
+            if tally.internal_errors == 1:
+                warnings.warn(
+                    f"line {line:,} was rejected by an internal error (a bug), not for its "
+                    "content; the other lines are ingested as usual, and the summary names "
+                    "every line it hit. Please report it",
+                    IngestWarning,
+                    stacklevel=1,
+                )
         rejected.write(
             ("," if tally.rejected else "")
             + json.dumps({"line": line, "errors": problems}, ensure_ascii=False)

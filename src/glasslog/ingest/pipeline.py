@@ -36,6 +36,7 @@ from glasslog.derived import field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits, epoch_us, validate
 from glasslog.identity import check_history, check_signer
+from glasslog.ingest.lines import parse_line
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,
@@ -140,9 +141,10 @@ class Preparer:
         out: list[tuple[int, Prepared | list[str]]] = []
         for number, line in enumerate(lines, first_line):
             try:
-                raw = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                out.append((number, [f"$: not valid JSON ({exc}); send one JSON object per line"]))
+                # Not json.loads: duplicate keys and deep nesting are refused (lines.py).
+                raw = parse_line(line, limits=self.settings.limits)
+            except EventError as exc:
+                out.append((number, [str(p) for p in exc.problems]))
                 continue
             try:
                 out.append((number, self.prepare(raw, now=now)))

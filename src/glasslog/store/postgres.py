@@ -403,7 +403,7 @@ _BY_SEQ = (
 )
 _BY_ID = (
     "SELECT e.seq, e.body, e.commits, e.salts FROM event_keys k"
-    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.id = %s"
+    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.id = %s AND k.seq >= 0"
 )
 _BY_IDS = (
     "SELECT k.id, e.seq, e.body, e.commits, e.salts FROM event_keys k"

@@ -13,9 +13,12 @@ commit) and an acknowledged event survives a crash or power loss.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +232,12 @@ class SQLiteStore:
             )
         if not create and not path.exists():
             raise StoreError(f"no glasslog store at {path}; run `glasslog init` first")
+        if create:
+            # SQLite would create the file with the umask's mode (0644 by default), and
+            # gives -wal, -shm and -journal files the database file's mode: made 0600
+            # first, all four are private. An empty file is an empty SQLite database.
+            with suppress(OSError):  # it exists; or SQLite says below why it cannot be made
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             if readonly:
                 conn = sqlite3.connect(
@@ -250,6 +259,16 @@ class SQLiteStore:
             store._check_version()
         except sqlite3.Error as exc:
             raise _wrap(exc, f"opening {path}") from exc
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            # A warning, not a refusal: an operator may share it with a group on purpose.
+            # Python shows a warning once per message, so once per file and process.
+            warnings.warn(
+                f"{path} is open to other users (mode {mode:o}), and holds personal data "
+                f"and the salts that keep committed fields private; run `chmod 600 {path}*`",
+                UserWarning,
+                stacklevel=2,
+            )
         return store
 
     def _create(self) -> None:
