@@ -80,13 +80,13 @@ def test_every_relative_link_resolves(doc: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         resolved = (doc.parent / path).resolve() if path else doc
-        if not resolved.exists():
-            broken.append(target)
-        elif (
-            anchor
+        missing_anchor = (
+            resolved.exists()
+            and anchor
             and resolved.suffix == ".md"
             and anchor not in _anchors(resolved.read_text(encoding="utf-8"))
-        ):
+        )
+        if not resolved.exists() or missing_anchor:
             broken.append(target)
     assert broken == []
 

@@ -1,4 +1,4 @@
-"""Queries, proofs and verification from a PostgreSQL read replica (DESIGN §7).
+"""Queries, proofs and verification from a PostgreSQL read replica (docs/postgres.md).
 
 scripts/postgres starts a hot standby that streams the primary's WAL; a log written
 on the primary is read from the standby with nothing but a different URL, and a

@@ -320,7 +320,7 @@ def _unsized() -> Iterator[str]:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=2_000,
+    default=Settings().batch_size,
     show_default=True,
     help="Events per transaction (one fsync each).",
 )

@@ -4,7 +4,7 @@ An *event* is one audit record: who (``actor``) did what (``action``) to what
 (``target``), when (``time``), from where (``source``), with which result
 (``outcome``). :func:`validate` turns untrusted input (a parsed JSON object) into a
 fresh, normalized :data:`Event` or raises :class:`~glasslog.errors.EventError`
-listing every problem with its JSON path. The schema is DESIGN.md §3; the rules and
+listing every problem with its JSON path. The schema is docs/events.md; the rules and
 limits are documented for users in ``docs/events.md``.
 
 :func:`canonical` is the JSON Canonicalization Scheme of RFC 8785 (JCS): the byte

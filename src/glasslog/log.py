@@ -218,7 +218,7 @@ class Log:
     def verify_checkpoint_note(self, note: str) -> Checkpoint:
         return verify_checkpoint(note, verifier=self.datadir.verifier())
 
-    # -- queries (DESIGN §6) ---------------------------------------------------------
+    # -- queries (docs/query.md) ---------------------------------------------------
 
     def _compile(self, query: str, now: datetime | None) -> Compiled:
         node = parse(query, now=now or datetime.now(UTC))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -98,11 +100,30 @@ def test_parsing_never_raises_recursion_error_whatever_the_stack() -> None:
             return descend(levels - 1)
         return _problems(text)
 
-    depth, frame = 0, sys._getframe()
+    depth = 0
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         depth, frame = depth + 1, frame.f_back
     found = descend(sys.getrecursionlimit() - depth - 30)  # room for 30 frames, not 64 levels
     assert found["$"].startswith(f"nested more than {NESTING_LIMIT} levels deep; ")
+
+
+def test_measuring_nesting_takes_linear_time_on_hostile_strings() -> None:
+    """Escaped quotes that never close a string cost one pass, not one pass per quote."""
+    started = time.perf_counter()
+    for text in ('"' + '\\"' * 400_000 + "[" * 70, '"a' * 400_000 + "[" * 70):
+        with pytest.raises(EventError):
+            parse_line(text)
+    assert time.perf_counter() - started < 5  # quadratic: hours
+
+
+def test_a_number_too_long_to_read_is_a_problem() -> None:
+    """Python refuses to read integers of more than 4,300 digits; that is a problem, not a
+    ValueError that used to end the whole ingest."""
+    assert _problems('{"metadata":{"n":' + "1" * 5000 + "}}") == {
+        "$": "a number has too many digits to read; numbers must fit in ±(2**53-1) "
+        "(I-JSON, RFC 7493): send big numbers as strings"
+    }
 
 
 def _deep(depth: int, kind: str) -> Any:
@@ -149,8 +170,8 @@ def _nested_line(depth: int, kind: str, where: str) -> bytes:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_deeply_nested_lines_are_rejected_alone(cli_log: CliLog, workers: str) -> None:
     """Lines nested 50 to 100,000 levels, in arrays or objects, in metadata or elsewhere,
-    are each rejected with a clear problem; every other line of their chunks is stored
-    and signed (the whole ingest used to die with a RecursionError, exit 70)."""
+    are each rejected with a clear problem (as is a 5,000-digit number); every other line
+    of their chunks is stored and signed (the whole ingest used to die, exit 70)."""
     lines = [line(reason="first")]
     expected: dict[int, str] = {}
     for depth in (50, 990, 5_000, 100_000):
@@ -168,6 +189,8 @@ def test_deeply_nested_lines_are_rejected_alone(cli_log: CliLog, workers: str) -
                 )
                 lines.append(line(reason=f"after line {len(lines)}"))
     lines.append(line(reason="[" * 5_000))  # brackets in a string: text, not nesting
+    lines.append(line(metadata={"n": 1}).replace(b"1}", b"1" * 5_000 + b"}"))
+    expected[len(lines)] = "a number has too many digits to read"
     summary, _ = cli_log.ingest(b"".join(lines), "--workers", workers, "--batch-size", "4")
     found = rejected(summary)
     assert sorted(found) == sorted(expected)
@@ -204,7 +227,7 @@ def test_a_line_with_a_duplicate_key_is_rejected_not_stored(cli_log: CliLog) -> 
 SECRETS = {
     "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
     "github_token": "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
-    "github_fine_grained": "github_pat_11ABCDEFG0123456789abc_" + "A" * 20 + "b" * 20 + "0" * 19,
+    "github_fine_grained": "github_pat_11ABCDEFGHIJKLMNOPQRST_" + "Zx9Qw" * 11 + "Lp3T",
     "slack_token": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
     "stripe_key": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
@@ -221,12 +244,13 @@ def _quoting(secret: str) -> list[bytes]:
     base = line()
     return [
         line(actor={"id": "u", "type": secret}),  # bad enum
+        line(actor={"id": "u", "type": "\n" + secret}),  # quoted as '\nAKIA…', it hid
         line(outcome=secret),  # bad enum
         line(time=secret),  # bad timestamp
         line(time=f"2026-01-01T00:00:00Z {secret}"),
         line(id=secret),  # bad id
-        line(action=secret),  # bad action
-        line(action=f"user.{secret}"),
+        line(action=f"{secret}!"),  # bad action
+        line(action=f"User.{secret}"),
         line(service=f"{secret} x"),  # bad name
         line(environment=f"{secret}!"),
         line(category=f"({secret})"),
@@ -324,3 +348,10 @@ def test_a_bug_on_one_line_rejects_that_line_only(cli_log: CliLog, workers: str)
     assert "line 2 was rejected by an internal error" in warnings[0]
     assert "AKIA" not in result.stdout + result.stderr
     assert cli_log.verified() == (4, 4)
+
+
+def test_a_rejection_names_its_line_counting_blank_lines(cli_log: CliLog) -> None:
+    """Blank lines are skipped but counted: a rejection names the line an editor shows."""
+    summary, _ = cli_log.ingest(line() + b"\n\n" + line() + b"\n{oops\n" + line())
+    assert list(rejected(summary)) == [6]
+    assert summary["accepted"] == 3

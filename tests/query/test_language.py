@@ -415,7 +415,7 @@ def test_parentheses_need_no_spaces() -> None:
 
 
 def test_design_example() -> None:
-    """The DESIGN.md example (with a valid actor type) parses to the expected AST."""
+    """The example in docs/query.md (with a valid actor type) parses to the expected AST."""
     node = p(
         'service:payments action:db.* -actor.type:machine outcome:failure after:-24h "drop table"'
     )

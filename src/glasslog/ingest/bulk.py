@@ -61,6 +61,9 @@ from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
 from glasslog.store import open_store
 from glasslog.workers import worker_pool
 
+CHUNK_LINES = 2_000
+"""Lines per chunk sent to a worker; a transaction (--batch-size) may span several."""
+
 GZIP_MAGIC = b"\x1f\x8b"
 """The first two bytes of every gzip member (RFC 1952 §2.3.1)."""
 
@@ -179,9 +182,9 @@ class _Input:
 
     def _too_long(self, length: int) -> str:
         return (
-            f"$: the line has {length:,} bytes; at most {self._max:,} are read (max_line_bytes "
-            "in the [ingest] section of glasslog.toml), so it was skipped unread: send one "
-            "event per line"
+            f"$: the line has {length:,} bytes, over the {self._max:,} that are read "
+            "(max_line_bytes in the [ingest] section of glasslog.toml); it was skipped: send "
+            "one event per line"
         )
 
 
@@ -193,15 +196,15 @@ def _offset_reader(stream: IO[bytes]) -> Callable[[], int | None]:
     return lambda: os.lseek(fd, 0, os.SEEK_CUR)
 
 
-def _decompressed(stream: IO[bytes]) -> IO[bytes]:
-    """The lines of ``stream``, decompressed when it starts with gzip's magic bytes."""
+def _decompressed(stream: IO[bytes]) -> IO[bytes] | gzip.GzipFile:
+    """``stream``, decompressed when it starts with gzip's magic bytes."""
     head = _peek(stream, len(GZIP_MAGIC))
     # A lone 0x1f means a pipe delivered one byte so far; no JSON line starts with it,
     # and GzipFile reports a clear error if the next byte is not 0x8b.
     if head and GZIP_MAGIC.startswith(head):
         # readline(limit) on a GzipFile inflates at most about the limit: the cap holds
         # for the decompressed line (a gzip bomb of one line is skipped like any other).
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=stream, mode="rb")
     return stream
 
 
@@ -296,18 +299,20 @@ def _prepared(
         yield ((c.end, [*local(c.lines, c.numbers), *c.early]) for c in everything)
         return
     with worker_pool(workers, initializer=_init_worker, initargs=(key, settings)) as pool:
-        inflight: deque[tuple[_Chunk, Future[list[tuple[int, Any]]]]] = deque()
+        inflight: deque[tuple[int | None, list[_Rejection], Future[list[tuple[int, Any]]]]]
+        inflight = deque()
 
         def submit(n: int) -> None:
             for c in itertools.islice(everything, n):
-                inflight.append((c, pool.submit(_prepare_in_worker, c.lines, c.numbers)))
+                future = pool.submit(_prepare_in_worker, c.lines, c.numbers)
+                inflight.append((c.end, c.early, future))  # not the lines: they are sent
 
         def in_order() -> Iterator[tuple[int | None, _Results]]:
             while inflight:
-                chunk, future = inflight.popleft()
+                end, early, future = inflight.popleft()
                 results = future.result()
                 submit(1)  # bounded: memory does not grow with the input
-                yield chunk.end, [*_from_worker(results), *chunk.early]
+                yield end, [*_from_worker(results), *early]
 
         submit(2 * workers)
         yield in_order()
@@ -342,7 +347,7 @@ def ingest_lines(
     settings = dataclasses.replace(settings, scrub=config.scrub)
     key = datadir.fingerprint_key()
     signer = datadir.signer()
-    source = _Input(stream, settings.batch_size, config.ingest.max_line_bytes)
+    source = _Input(stream, min(settings.batch_size, CHUNK_LINES), config.ingest.max_line_bytes)
     tally = Tally()
     stop = _Stop()
     try:
@@ -387,13 +392,23 @@ def _ingest(
 ) -> None:
     """Sequence everything ``prepared``, then sign; the caller holds the writer locks."""
     stop.writing = True
+    pending: _Results = []
     for end, results in prepared:
-        _write(sequencer, results, tally, rejected)
+        pending += results
+        if len(pending) < sequencer.settings.batch_size and not stop.asked:
+            continue  # one transaction (one fsync) for several chunks
+        _write(sequencer, pending, tally, rejected)
+        pending = []
         tally.offset = end
         if progress is not None:
             progress(tally)
         if stop.asked:
             break
+    if pending:
+        _write(sequencer, pending, tally, rejected)
+        tally.offset = end
+        if progress is not None:
+            progress(tally)
     sequencer.checkpoint()
     stop.writing, stop.signed = False, True
     if stop.asked:

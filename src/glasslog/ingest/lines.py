@@ -74,8 +74,11 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # decoder and scanner for every line, which costs more than the check itself.
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique)
 
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-"""A JSON string (skipped whole: brackets inside it do not nest) or a bracket."""
+_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+"""A JSON string (skipped whole: brackets inside it do not nest) or a bracket. A string
+always matches, closed or running to the end of the text, and possessively: no
+backtracking, so every character is read once (``"\\"\\"…`` would otherwise be
+quadratic)."""
 _OPENERS: Final = frozenset("[{")
 _CLOSERS: Final = frozenset("]}")
 
@@ -105,6 +108,14 @@ def parse_line(data: str | bytes, *, limits: Limits = DEFAULT_LIMITS) -> object:
         raise EventError(_duplicates(text)) from None
     except RecursionError:  # only if the caller's own stack is already near the limit
         raise _too_deep(None, limits) from None
+    except ValueError:  # int("1" * 5000): Python reads at most 4,300 digits (CVE-2020-10735)
+        raise EventError([
+            Problem(
+                "$",
+                "a number has too many digits to read; numbers must fit in ±(2**53-1) "
+                "(I-JSON, RFC 7493): send big numbers as strings",
+            )
+        ]) from None  # fmt: skip
 
 
 def _nesting_exceeded(text: str) -> int | None:

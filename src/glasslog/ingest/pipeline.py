@@ -63,7 +63,7 @@ class Settings:
     """Sign a checkpoint once this many events are not yet covered by one."""
     checkpoint_interval: float = 1.0
     """…or once the oldest uncovered event has waited this many seconds."""
-    batch_size: int = 2_000
+    batch_size: int = 10_000
     """Events per transaction (and per fsync) on bulk paths."""
     scrub: ScrubConfig = DEFAULT_SCRUB
     """Extra secret detectors and per-kind actions (``[scrub]`` in glasslog.toml)."""
@@ -298,9 +298,7 @@ class Sequencer:
         # Another writer of a shared store may have signed meanwhile: never add a
         # checkpoint under a key that is not the log's, nor over a rewritten history.
         check_signer(self.store, self._signer)
-        check_history(
-            self.store, self._verifier, self._tree, self._recorded(), where=self._where
-        )
+        check_history(self.store, self._verifier, self._tree, self._recorded(), where=self._where)
         cp = Checkpoint(origin=self._signer.name, size=self._tree.size, root=self._tree.root())
         note = sign_checkpoint(cp, self._signer)
         self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())

@@ -1,4 +1,4 @@
-"""Salted field commitments: the redactable leaves of the ledger (DESIGN.md §4).
+"""Salted field commitments: the redactable leaves of the ledger (docs/ledger.md).
 
 The Merkle leaf of an event is not the event itself but its RFC 8785 (JCS)
 encoding with each *committed* field's value replaced by

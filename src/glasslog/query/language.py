@@ -1,6 +1,6 @@
 """The glasslog query language: query text in, abstract syntax tree (AST) out.
 
-The language is the one users know from the GitHub audit log and Lucene (DESIGN.md §6)::
+The language is the one users know from the GitHub audit log and Lucene (docs/query.md)::
 
     service:payments action:db.* -actor.type:machine outcome:failure after:-24h "drop table"
 
@@ -182,7 +182,7 @@ KNOWN_FIELDS: Final[tuple[str, ...]] = (
     "context.commit",
     "context.host",
 )
-"""The canonical paths of the schema fields (DESIGN.md §3); ``metadata.<path>`` besides."""
+"""The canonical paths of the schema fields (docs/events.md); ``metadata.<path>`` besides."""
 
 ALIASES: Final[dict[str, str]] = {
     "type": "action",

@@ -1,4 +1,4 @@
-"""Stores: where a log's events, tiles and checkpoints live (DESIGN §7).
+"""Stores: where a log's events, tiles and checkpoints live (docs/architecture.md).
 
 ``open_store`` picks the backend from a store spec: a ``postgresql://`` DSN opens
 PostgreSQL, a plain path is an embedded SQLite file, and any other URL is refused

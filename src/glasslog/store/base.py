@@ -223,7 +223,7 @@ def event_of(stored: StoredEvent) -> dict[str, Any]:
 
 
 def leaf_of(stored: StoredEvent) -> bytes:
-    """Recompute the exact leaf bytes of a stored event (DESIGN §4, redactable leaves)."""
+    """Recompute the exact leaf bytes of a stored event (redactable leaves, docs/ledger.md)."""
     _, spans = decode_commits(stored.commits)
     return leaf_from_body(stored.body, spans, stored.salts)
 

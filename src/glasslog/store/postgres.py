@@ -2,7 +2,7 @@
 
 Same contract as :mod:`glasslog.store.sqlite` (see :class:`~glasslog.store.base.Store`):
 dense seqs from 0, one transaction per batch, events/tiles/checkpoints append-only.
-What PostgreSQL changes (DESIGN §4 and §7; the DBA's view is ``docs/postgres.md``):
+What PostgreSQL changes (docs/architecture.md; the DBA's view is ``docs/postgres.md``):
 
 * **Partitions.** ``events`` is partitioned by RANGE on ``time`` (microseconds since
   the epoch), one partition per calendar month (UTC). Before each batch the store

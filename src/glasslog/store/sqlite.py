@@ -253,6 +253,9 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index pages stay hot
+                # Copy WAL pages into the database once per ~100 MB, not after every
+                # commit: a page rewritten by consecutive batches is copied once.
+                conn.execute("PRAGMA wal_autocheckpoint = 25000")
             store = cls(conn, path)
             if create:
                 store._create()
