@@ -304,13 +304,13 @@ def main() -> None:
     build(data, args.events, args.store)
     if args.build_only:
         return
-    out = Path(f"bench/out/query{'-postgres' if store else ''}.json")
+    report = Path(f"bench/out/query{'-postgres' if store else ''}.json")
     if args.deep_only:
         with Log.open(data, store=store) as log:
             deep = deep_pages(log)
         print_deep(deep)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_name(f"{out.stem}-deep.json").write_text(json.dumps(deep, indent=2) + "\n")
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.with_name(f"{report.stem}-deep.json").write_text(json.dumps(deep, indent=2) + "\n")
         return
     rng = random.Random(11)
     with Log.open(data, store=store) as log:
@@ -363,8 +363,8 @@ def main() -> None:
               f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x")  # fmt: skip
         r["baseline_s"] = b
     print_deep(deep)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**results, "deep pages": deep}, indent=2) + "\n")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({**results, "deep pages": deep}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.attacker import run_as_attacker
 from tests.conftest import BACKENDS, make_event
 from tests.test_cli import _jsonl, run
 
@@ -27,24 +27,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _sql(store: str) -> Sql:
     """Run one statement on the store, triggers bypassed: a store made before the binding
     existed, or an operator with a shell and a superuser role."""
-
-    def execute(statement: str) -> None:
-        if store.startswith("postgresql://"):
-            import psycopg
-
-            with psycopg.connect(store, autocommit=True) as conn:
-                conn.execute("SET session_replication_role = replica")
-                conn.execute("SET search_path TO glasslog")
-                conn.execute(statement.encode())
-            return
-        db = sqlite3.connect(store)
-        with db:
-            db.execute("DROP TRIGGER IF EXISTS meta_no_update")
-            db.execute("DROP TRIGGER IF EXISTS meta_no_delete")
-            db.execute(statement)
-        db.close()
-
-    return execute
+    return lambda statement: run_as_attacker(store, [statement])
 
 
 def _ingest(data: Path, store: str, n: int) -> tuple[int, str, str]:

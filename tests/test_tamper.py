@@ -19,6 +19,7 @@ from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Verifier
 from glasslog.testing import temporary_log
 from glasslog.verify import verify_store
+from tests.attacker import run_as_attacker
 from tests.conftest import make_event
 
 N = 1000
@@ -31,13 +32,7 @@ class Built:
 
     def sql(self, *statements: str) -> None:
         """Run SQL as an attacker would: triggers dropped first."""
-        conn = sqlite3.connect(self.db, isolation_level=None)
-        for table in ("events", "tiles", "checkpoints"):
-            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
-        for statement in statements:
-            conn.execute(statement)
-        conn.close()
+        run_as_attacker(str(self.db), statements)
 
     def verify_fails_at(self, seq: int | None, match: str) -> None:
         with pytest.raises(IntegrityError, match=match) as info:

@@ -12,12 +12,12 @@ deleted that file. Every attack runs on both backends, through the real CLI.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.attacker import run_as_attacker
 from tests.conftest import BACKENDS, make_event
 from tests.test_cli import _jsonl, run
 
@@ -38,22 +38,7 @@ class Log:
 
     def sql(self, *statements: str) -> None:
         """What an attacker with write access to the database runs, triggers bypassed."""
-        if self.store.startswith("postgresql://"):
-            import psycopg
-
-            with psycopg.connect(self.store, autocommit=True) as pg:
-                pg.execute("SET session_replication_role = replica")
-                pg.execute("SET search_path TO glasslog")
-                for statement in statements:
-                    pg.execute(statement.encode())
-            return
-        conn = sqlite3.connect(self.store, isolation_level=None)
-        for table in ("events", "tiles", "checkpoints"):
-            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
-        for statement in statements:
-            conn.execute(statement)
-        conn.close()
+        run_as_attacker(self.store, statements)
 
     def checkpoints(self) -> int:
         code, out, err = self.cli("verify", "--json")

@@ -32,6 +32,7 @@ from glasslog.ledger.note import Signer, Verifier
 from glasslog.log import Log
 from glasslog.store import open_store
 from glasslog.verify import verify_store
+from tests.attacker import run_as_attacker
 from tests.conftest import BACKENDS, admin_dsn, backend_log, make_event
 
 N = 1000
@@ -45,20 +46,7 @@ class Built:
 
     def sql(self, attack: dict[str, list[str]]) -> None:
         """Run the attack's statements for this backend, bypassing the triggers."""
-        if self.backend == "sqlite":
-            conn = sqlite3.connect(self.spec, isolation_level=None)
-            for table in ("events", "tiles", "checkpoints"):
-                conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-                conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
-            for statement in attack["sqlite"]:
-                conn.execute(statement)
-            conn.close()
-            return
-        with psycopg.connect(self.spec, autocommit=True) as pg:
-            pg.execute("SET session_replication_role = replica")
-            pg.execute("SET search_path TO glasslog")
-            for statement in attack["postgres"]:
-                pg.execute(statement.encode())
+        run_as_attacker(self.spec, attack[self.backend])
 
     def verify_fails_at(self, seq: int | None, match: str) -> None:
         with pytest.raises(IntegrityError, match=match) as info:
@@ -304,8 +292,7 @@ def test_a_row_below_seq_0_is_refused_by_the_schema(built: Built) -> None:
 def test_a_row_outside_the_tree_is_named_by_verify(built: Built) -> None:
     """With the schema's guard removed, the row at seq -1 is named instead of passing unseen."""
     built.sql({
-        "sqlite": ["PRAGMA ignore_check_constraints = ON",
-                   "DROP TRIGGER events_seq_in_tree", _FORGED_ROW["sqlite"]],
+        "sqlite": ["PRAGMA ignore_check_constraints = ON", _FORGED_ROW["sqlite"]],
         "postgres": ["ALTER TABLE events DROP CONSTRAINT events_seq_in_tree",
                      _FORGED_ROW["postgres"]],
     })  # fmt: skip
@@ -315,8 +302,7 @@ def test_a_row_outside_the_tree_is_named_by_verify(built: Built) -> None:
 def test_reads_never_show_a_row_outside_the_tree(built: Built, tmp_path: Path) -> None:
     """get by id, trace and search skip the forged row at seq -1 that verify names."""
     built.sql({
-        "sqlite": ["PRAGMA ignore_check_constraints = ON",
-                   "DROP TRIGGER events_seq_in_tree", _FORGED_ROW["sqlite"]],
+        "sqlite": ["PRAGMA ignore_check_constraints = ON", _FORGED_ROW["sqlite"]],
         "postgres": ["ALTER TABLE events DROP CONSTRAINT events_seq_in_tree",
                      "ALTER TABLE event_keys DROP CONSTRAINT event_keys_seq_in_tree",
                      _FORGED_ROW["postgres"],
