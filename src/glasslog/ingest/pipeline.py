@@ -188,9 +188,11 @@ class Sequencer:
         self._datadir = datadir
         self._tree: TreeBuilder = restore_tree(store)
         # Refuse to write onto a history that no longer extends what was signed.
+        # Read once, then counted as we sign: signing must not re-read every checkpoint.
+        self._checkpoints = len(store.checkpoints())
         check_history(
             store, self._verifier, self._tree, self._recorded(), where=self._where,
-            count=len(store.checkpoints()),
+            count=self._checkpoints,
         )  # fmt: skip
         latest = store.latest_checkpoint()
         self._signed_size = 0 if latest is None else latest.size
@@ -221,6 +223,7 @@ class Sequencer:
                 self._tree = restore_tree(self.store)
                 latest = self.store.latest_checkpoint()
                 self._signed_size = 0 if latest is None else latest.size
+                self._checkpoints = len(self.store.checkpoints())  # others signed too
             yield
 
     def commit(self, batch: Sequence[Prepared]) -> list[Receipt]:
@@ -304,7 +307,8 @@ class Sequencer:
         self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())
         if self._datadir is not None:
             # After the store's commit: the file never names a checkpoint the store lacks.
-            self._datadir.record_checkpoint(note, checkpoints=len(self.store.checkpoints()))
+            self._datadir.record_checkpoint(note, checkpoints=self._checkpoints + 1)
+        self._checkpoints += 1
         self._signed_size = cp.size
         self._oldest_unsigned = None
         return StoredCheckpoint(cp.size, note)
