@@ -13,6 +13,11 @@ output).
 Deep pages (issue 8 §7): for full-text queries, page 1 and page 200 of 50 — reached
 by following 199 cursors, untimed — each timed 40 times, side by side, with the
 full-text matches each read (SQLite). ``--deep-only`` runs just this part.
+
+The recheck (issue 9 §2): every search result is checked against its signed body
+before it is returned. Each search of the mix also runs with the recheck off
+(``Log.search(unsafe_trust_indexes=True)``), alternating with the timed runs above, and the
+table shows both p50/p95 and the ratio of the p50s: what the recheck costs.
 """
 
 from __future__ import annotations
@@ -131,40 +136,62 @@ PHRASES = [
 WORDS = ["emergency", "rollback", "migration", "compliance", "quarterly"]
 
 
-def mix(request_ids: list[str]) -> list[tuple[str, str, Callable[[Any, int], Any]]]:
-    """(name, kind, run(log, i)) for each query of the fixed mix."""
+Run = Callable[[Any, int, bool], Any]
+"""run(log, i, recheck): one query of the mix; aggregations have nothing to recheck."""
+
+
+def mix(request_ids: list[str]) -> list[tuple[str, str, Run]]:
+    """(name, kind, run) for each query of the fixed mix."""
     return [
         ("point lookup by request_id", "filtered",
-         lambda log, i: log.search(f"request:{request_ids[i]}", now=END)),
+         lambda log, i, r: log.search(f"request:{request_ids[i]}", now=END,
+                                      unsafe_trust_indexes=not r)),
         ("service + 1 h window", "filtered",
-         lambda log, i: log.search(f"service:{SERVICES[i % 5]} {_hour(i)}", now=END)),
+         lambda log, i, r: log.search(f"service:{SERVICES[i % 5]} {_hour(i)}", now=END,
+                                      unsafe_trust_indexes=not r)),
         ("service + action + outcome, 7 days", "filtered",
-         lambda log, i: log.search(
-             f"service:{SERVICES[i % 5]} action:db.query outcome:failure after:-7d", now=END)),
+         lambda log, i, r: log.search(
+             f"service:{SERVICES[i % 5]} action:db.query outcome:failure after:-7d", now=END,
+             unsafe_trust_indexes=not r)),
         ("metadata field equality", "filtered",
-         lambda log, i: log.search(
-             f"metadata.db.table:{['cards', 'users', 'keys', 'audit'][i % 4]}", now=END)),
+         lambda log, i, r: log.search(
+             f"metadata.db.table:{['cards', 'users', 'keys', 'audit'][i % 4]}", now=END,
+             unsafe_trust_indexes=not r)),
         ("full-text phrase", "full text",
-         lambda log, i: log.search(PHRASES[i % 4], now=END)),
+         lambda log, i, r: log.search(PHRASES[i % 4], now=END, unsafe_trust_indexes=not r)),
         ("full-text word + service", "full text",
-         lambda log, i: log.search(f"{WORDS[i % 5]} service:{SERVICES[i % 5]}", now=END)),
+         lambda log, i, r: log.search(f"{WORDS[i % 5]} service:{SERVICES[i % 5]}", now=END,
+                                      unsafe_trust_indexes=not r)),
         ("count by actor, 7 days", "aggregation",
-         lambda log, i: log.count_by("after:-7d", "actor.id", top=10, now=END)),
+         lambda log, i, r: log.count_by("after:-7d", "actor.id", top=10, now=END)),
         ("histogram, 24 h", "aggregation",
-         lambda log, i: log.histogram("after:-24h", now=END)),
+         lambda log, i, r: log.histogram("after:-24h", now=END)),
     ]  # fmt: skip
 
 
-def page_through(log: Any, pages: int) -> list[float]:
-    """Seconds per page of 50, following cursors ``pages`` deep."""
-    times = []
+def page_through(log: Any, pages: int) -> dict[bool, list[float]]:
+    """Seconds per page of 50, following cursors ``pages`` deep, with the recheck on
+    (True) and off (False): each page is read both ways, one after the other."""
+    times: dict[bool, list[float]] = {True: [], False: []}
     cursor = None
     for _ in range(pages):
-        started = time.perf_counter()
-        page = log.search("service:payments", limit=50, cursor=cursor, now=END)
-        times.append(time.perf_counter() - started)
+        for recheck in (True, False):
+            started = time.perf_counter()
+            page = log.search("service:payments", limit=50, cursor=cursor, now=END,
+                              unsafe_trust_indexes=not recheck)  # fmt: skip
+            times[recheck].append(time.perf_counter() - started)
         cursor = page.cursor
     return times
+
+
+def _timed(samples: dict[bool, list[float]]) -> dict[str, float]:
+    """p50/p95 in ms with the recheck on, and off when it was measured (not aggregations)."""
+    p50, p95 = _percentiles(samples[True])
+    out = {"p50_ms": p50 * 1000, "p95_ms": p95 * 1000}
+    if samples[False]:
+        off50, off95 = _percentiles(samples[False])
+        out |= {"unchecked_p50_ms": off50 * 1000, "unchecked_p95_ms": off95 * 1000}
+    return out
 
 
 DEEP_PAGE = 200
@@ -293,6 +320,11 @@ def main() -> None:
         "--deep-only", action="store_true", help="only page 1 against page 200 of full text"
     )
     parser.add_argument(
+        "--no-deep",
+        action="store_true",
+        help="leave out the deep pages, which need 10,000 matches a query (about 2M events)",
+    )
+    parser.add_argument(
         "--store",
         help="a PostgreSQL server's admin URL: benchmark PostgreSQL (database "
         "glasslog_query_bench on that server, built once and reused)",
@@ -324,20 +356,21 @@ def main() -> None:
         # schema, statement cache and FTS5 structure records once per connection.
         for _, _, run in mix(request_ids):
             for i in range(len(request_ids)):
-                run(log, i)
+                run(log, i, True)
         for name, kind, run in mix(request_ids):
-            samples = []
+            samples: dict[bool, list[float]] = {True: [], False: []}
+            # Alternating, so that both settings see the same caches and machine load.
+            settings = (True,) if kind == "aggregation" else (True, False)
             for i in range(RUNS):
-                started = time.perf_counter()
-                run(log, i)
-                samples.append(time.perf_counter() - started)
-            p50, p95 = _percentiles(samples)
-            results[name] = {"kind": kind, "p50_ms": p50 * 1000, "p95_ms": p95 * 1000}
-        p50, p95 = _percentiles(page_through(log, 50))
+                for recheck in settings:
+                    started = time.perf_counter()
+                    run(log, i, recheck)
+                    samples[recheck].append(time.perf_counter() - started)
+            results[name] = {"kind": kind, **_timed(samples)}
         results["page of 50 through a cursor"] = {
-            "kind": "filtered", "p50_ms": p50 * 1000, "p95_ms": p95 * 1000,
+            "kind": "filtered", **_timed(page_through(log, 50)),
         }  # fmt: skip
-        deep = deep_pages(log)
+        deep = {} if args.no_deep else deep_pages(log)
 
     source = args.dir / "baseline.jsonl"
     if not source.exists() or sum(1 for _ in source.open()) != args.baseline_events:
@@ -354,15 +387,22 @@ def main() -> None:
           f"{(size - body_bytes) / body_bytes:.2f} x the raw event bytes")  # fmt: skip
     print(f"baseline: grep/jq on {args.baseline_events:,} events, extrapolated linearly "
           f"x{scale:g} to {args.events:,}")  # fmt: skip
-    print(
-        f"{'query':38} {'kind':12} {'p50 ms':>9} {'p95 ms':>9} {'grep/jq s':>10} {'speed-up':>10}"
-    )
+    print("p50/p95: searches recheck every result against its signed body; 'unchecked' is "
+          "the same search trusting the indexes, 'recheck' the ratio of the p50s")  # fmt: skip
+    print(f"{'query':38} {'kind':12} {'p50 ms':>9} {'p95 ms':>9} {'grep/jq s':>10} "
+          f"{'speed-up':>10} {'unchecked p50':>14} {'p95':>7} {'recheck':>8}")  # fmt: skip
     for name, r in results.items():
         b = base[name]
+        cost = ""
+        if "unchecked_p50_ms" in r:
+            ratio = r["p50_ms"] / max(r["unchecked_p50_ms"], 1e-6)
+            cost = (f"{r['unchecked_p50_ms']:14.1f} {r['unchecked_p95_ms']:7.1f} "
+                    f"{ratio:7.2f}x")  # fmt: skip
         print(f"{name:38} {r['kind']:12} {r['p50_ms']:9.1f} {r['p95_ms']:9.1f} {b:10.1f} "
-              f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x")  # fmt: skip
+              f"{b * 1000 / max(r['p95_ms'], 1e-3):9.0f}x {cost}".rstrip())  # fmt: skip
         r["baseline_s"] = b
-    print_deep(deep)
+    if deep:
+        print_deep(deep)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({**results, "deep pages": deep}, indent=2) + "\n")
 

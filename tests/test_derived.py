@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from glasslog import derived
 from glasslog.derived import FIELD_VALUE_MAX, field_values, search_text
+from glasslog.event import canonical
 
 
 def test_field_values_index_scalars_by_dotted_path() -> None:
@@ -102,4 +104,54 @@ def test_search_text_holds_strings_and_numbers_but_not_ids_or_times() -> None:
         "reason": "on call",
         "metadata": {"n": 42, "ok": True, "tags": ["x", "y"]},
     }
-    assert search_text(event) == "y x 42 on call payments"
+    assert search_text(event) == "42 x y on call payments"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=6), _JSON, max_size=6), st.randoms(use_true_random=False))
+def test_search_text_depends_on_content_not_key_order(event: dict[str, Any], rng: Any) -> None:
+    """The words in the order ingest indexes them (keys as sent) are the words that verify
+    and the search recheck derive from the stored body (keys in RFC 8785 order)."""
+
+    def shuffled(value: Any) -> Any:
+        if isinstance(value, dict):
+            items = list(value.items())
+            rng.shuffle(items)
+            return {k: shuffled(v) for k, v in items}
+        if isinstance(value, list):
+            return [shuffled(v) for v in value]
+        return value
+
+    stored = json.loads(canonical(event))
+    assert search_text(shuffled(event)) == search_text(stored)
+
+
+def test_columns_are_what_the_stores_index() -> None:
+    """id as 16 bytes, time in microseconds, and the context ids when present."""
+    event = {
+        "id": "0192f0c1-8a3b-7c4d-9e2f-0123456789ab",
+        "time": "2026-11-26T10:59:15.123456Z",
+        "service": "payments",
+        "action": "charge.create",
+        "actor": {"id": "u-1"},
+        "outcome": "failure",
+        "context": {"request_id": "r-1"},
+    }
+    assert derived.columns(event) == (
+        bytes.fromhex("0192f0c18a3b7c4d9e2f0123456789ab"),
+        1_795_690_755_123_456,
+        "payments",
+        "charge.create",
+        "u-1",
+        "failure",
+        "r-1",
+        None,
+    )

@@ -64,6 +64,11 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Log:
 
 FORGE = "UPDATE events SET body = replace(body, 'payments', 'paymentz') WHERE seq = 595"
 WIPE = ("DELETE FROM checkpoints", "DELETE FROM tiles WHERE width < 256")
+FORGE_QUIETLY = (
+    'UPDATE events SET body = replace(body, \'"received":"2\', \'"received":"1\') WHERE seq = 595'
+)
+"""A forgery no derived datum shows (``received`` is neither a column nor searched words):
+only a signature can tell."""
 
 
 def test_the_data_directory_records_the_newest_checkpoint(log: Log) -> None:
@@ -125,7 +130,7 @@ def test_an_out_of_band_checkpoint_catches_an_attacker_who_deleted_the_record_to
     assert code == 0
     witness = tmp_path / "from-a-monitor.note"
     witness.write_text(note)
-    log.sql(*WIPE, FORGE)
+    log.sql(*WIPE, FORGE_QUIETLY)
     (log.data / "checkpoint.json").unlink()
     # The documented limit: nobody left holding a signature, nobody can tell.
     code, out, err = log.cli("verify")

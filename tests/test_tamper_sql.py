@@ -26,6 +26,7 @@ import pytest
 from psycopg import sql as pgsql
 
 from glasslog.datadir import DataDir
+from glasslog.derived import search_text
 from glasslog.errors import IntegrityError, NotFoundError
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.note import Signer, Verifier
@@ -406,3 +407,167 @@ def test_the_app_role_has_no_update_or_delete_on_any_table() -> None:
     assert rows == []
     assert counters == []
     assert rollups == 40  # 10 events x 4 dimensions, added through add_rollups
+
+
+# -- issue 9 §2: derived data that queries read, recomputed by verify from the bodies ------
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("service", "'billing'"),
+        ("action", "'auth.login'"),
+        ("actor_id", "'nobody'"),
+        ("outcome", "'failure'"),
+        ("request_id", "'req-forged'"),
+        ("trace_id", "NULL"),
+        ("time", "time - 1"),
+    ],
+)
+def test_a_changed_column_is_named(built: Built, column: str, value: str) -> None:
+    """Each indexed column that disagrees with its signed body is tampering at its seq."""
+    edit = f"UPDATE events SET {column} = {value} WHERE seq = 595"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(595, f"seq 595: the stored {column} column does not match")
+
+
+def test_the_reviewed_column_attack_is_named(built: Built) -> None:
+    """The review's attack: outcome, actor and time changed together, update trigger dropped."""
+    built.sql({
+        "sqlite": ["UPDATE events SET outcome = 'failure', actor_id = 'nobody', time = 0"
+                   " WHERE seq = 595"],
+        # time = 0 has no partition on PostgreSQL; a minute earlier stays in the month.
+        "postgres": ["UPDATE events SET outcome = 'failure', actor_id = 'nobody',"
+                     " time = time - 60000000 WHERE seq = 595"],
+    })  # fmt: skip
+    built.verify_fails_at(595, "seq 595: the stored time column")
+
+
+def test_a_changed_lookup_id_is_named(built: Built) -> None:
+    """The id a lookup by id goes through must be the body's: on SQLite the events.id column,
+    on PostgreSQL also event_keys, its second copy of id and time."""
+    built.sql({
+        "sqlite": ["UPDATE events SET id = randomblob(16) WHERE seq = 595"],
+        "postgres": ["UPDATE event_keys SET time = time + 1 WHERE seq = 595"],
+    })  # fmt: skip
+    match = {"sqlite": "the stored id column", "postgres": "the id or time kept for lookups"}
+    built.verify_fails_at(595, f"seq 595: {match[built.backend]}")
+
+
+def _actor_of(seq: int) -> str:
+    return f"(SELECT actor_id FROM events WHERE seq = {seq})"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "UPDATE rollups SET count = 0 WHERE dim = 'actor_id' AND value = {actor}",
+        "UPDATE rollups SET count = count + 1 WHERE dim = 'outcome'",
+        "DELETE FROM rollups WHERE dim = 'actor_id' AND value = {actor}",
+        "INSERT INTO rollups (dim, hour, value, count) SELECT dim, hour, 'mallory', 1"
+        " FROM rollups WHERE dim = 'actor_id' LIMIT 1",
+    ],
+    ids=["zeroed", "raised", "deleted", "inserted"],
+)
+def test_a_changed_rollup_is_found(built: Built, attack: str) -> None:
+    """Counts per hour that disagree with the signed events are tampering."""
+    edit = attack.format(actor=_actor_of(595))
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(None, "rollups")
+
+
+def test_narrowed_seq_blocks_are_found(built: Built) -> None:
+    """A block's time bounds narrowed (to hide its events from full-text scans) are named."""
+    edit = "UPDATE seq_blocks SET min_time = max_time + 1 WHERE block = 0"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(0, "seq_blocks")
+
+
+_MARKER_KEY = "(SELECT id FROM field_keys WHERE path = 'metadata.marker')"
+
+
+def test_an_added_field_row_is_named(built: Built) -> None:
+    """The review's attack: metadata.marker:admin-override made to find event 595."""
+    built.sql({
+        "sqlite": [f"INSERT INTO fields (key, value, time, seq) SELECT {_MARKER_KEY},"
+                   " 'admin-override', time, seq FROM events WHERE seq = 595"],
+        "postgres": [f"INSERT INTO fields (key, value, time, seq) SELECT {_MARKER_KEY},"
+                     " '\"admin-override\"'::jsonb, time, seq FROM events WHERE seq = 595"],
+    })  # fmt: skip
+    built.verify_fails_at(595, "seq 595: the field index holds 2 values for the event, its signed")
+
+
+def test_a_removed_field_row_is_named(built: Built) -> None:
+    """An event hidden from metadata queries (its field row deleted) is named."""
+    edit = "DELETE FROM fields WHERE seq = 595"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(595, "seq 595: the field index lacks a value of metadata.marker")
+
+
+def test_a_renamed_field_key_is_found(built: Built) -> None:
+    """Renaming a path in field_keys moves every value under it to another path."""
+    edit = "UPDATE field_keys SET path = 'metadata.tag' WHERE path = 'metadata.marker'"
+    built.sql({"sqlite": [edit], "postgres": [edit]})
+    built.verify_fails_at(0, "seq 0: the field index")
+
+
+def test_a_field_row_outside_the_tree_is_found(built: Built) -> None:
+    """A row for a seq the tree does not hold yet would make a future event match."""
+    built.sql({
+        "sqlite": [f"INSERT INTO fields (key, value, time, seq) VALUES ({_MARKER_KEY},"
+                   " 'admin-override', 0, 5000)"],
+        "postgres": [f"INSERT INTO fields (key, value, time, seq) VALUES ({_MARKER_KEY},"
+                     " '\"admin-override\"'::jsonb, 0, 5000)"],
+    })  # fmt: skip
+    built.verify_fails_at(5000, "the field index holds a row for seq 5000, outside the tree")
+
+
+def test_changed_full_text_words_are_found(built: Built) -> None:
+    """Words added to an event's full-text entry (so a search finds it) are found."""
+    built.sql({
+        "sqlite": ["INSERT INTO events_fts (rowid, text) VALUES (595, 'zebraword')"],
+        "postgres": ["UPDATE events SET tsv = tsv || 'zebraword'::tsvector WHERE seq = 595"],
+    })  # fmt: skip
+    if built.backend == "sqlite":  # one index for all events: checked whole
+        built.verify_fails_at(None, "the full-text index does not match the words")
+    else:  # tsv per event row: named
+        built.verify_fails_at(595, "seq 595: its full-text entry is not the words of its signed")
+
+
+def test_an_event_hidden_from_full_text_is_found(built: Built) -> None:
+    """Removing an event's words from the full-text index is found.
+
+    On SQLite the attacker removes exactly its entries (a contentless FTS5 'delete' with
+    the words it was indexed with), which FTS5's integrity check against the bodies'
+    words finds; on PostgreSQL the words are the row's own tsv, compared per event.
+    """
+    if built.backend == "postgres":
+        built.sql({"postgres": ["UPDATE events SET tsv = ''::tsvector WHERE seq = 595"]})
+        built.verify_fails_at(595, "seq 595: its full-text entry")
+        return
+    conn = sqlite3.connect(built.spec)
+    (body,) = conn.execute("SELECT body FROM events WHERE seq = 595").fetchone()
+    conn.close()
+    words = search_text(json.loads(body)).replace("'", "''")
+    built.sql({
+        "sqlite": ["INSERT INTO events_fts (events_fts, rowid, text)"
+                   f" VALUES ('delete', 595, '{words}')"],
+    })  # fmt: skip
+    built.verify_fails_at(None, "the full-text index does not match the words")
+
+
+def test_verify_needs_no_write_access(built: Built) -> None:
+    """Every check runs read-only: on SQLite over a read-only connection (``mode=ro``, where
+    FTS5's integrity check, an INSERT, would fail: it runs on a copy in TEMP), and on a
+    read-only file for good measure (root ignores the mode; the connection does not); on
+    PostgreSQL in a session whose transactions are all read-only."""
+    if built.backend == "postgres":
+        spec = built.spec + "?options=-c%20default_transaction_read_only%3Don"
+        assert verify_store(spec, built.verifier, workers=2).events == N
+        return
+    Path(built.spec).chmod(0o400)
+    try:
+        report = verify_store(built.spec, built.verifier, workers=2)
+    finally:
+        Path(built.spec).chmod(0o600)
+    assert report.events == N

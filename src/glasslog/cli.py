@@ -637,11 +637,13 @@ def search(
     wanted = None if everything else limit
     shown: list[list[str]] = []
     outside: list[int] = []
+    mismatched: list[int] = []
     with Log.open(data, store=store, timeout=timeout) as log:
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
             page = log.search(query, limit=size, sort=sort, cursor=cursor, now=now)
             outside += page.outside
+            mismatched += page.mismatched
             for event in page.events:
                 if as_json:
                     click.echo(json.dumps(event, ensure_ascii=False))
@@ -659,11 +661,36 @@ def search(
             click.echo("no matching events", err=True)
     if cursor is not None and not everything:
         click.echo(f"more: --cursor {cursor}", err=True)
+    _report_tampering(outside=outside, mismatched=mismatched, against="the query")
+
+
+def _seqs(seqs: list[int]) -> str:
+    """Up to five seqs for a message; the count says how many there are in all."""
+    return ", ".join(map(str, seqs[:5])) + (", …" if len(seqs) > 5 else "")
+
+
+def _report_tampering(*, outside: list[int], mismatched: list[int], against: str) -> None:
+    """Exit 1 with a TAMPERED line per kind of row the store returned but glasslog hid.
+
+    After the results, on stderr, in text and JSON modes alike: what was shown is
+    sound, and the exit status says that something else was not.
+    """
+    problems = []
     if outside:
-        _fail(
-            f"TAMPERED: the store returned {len(outside)} row(s) outside its tree (seq "
-            f"{', '.join(map(str, outside[:5]))}), not shown; run `glasslog verify`"
+        problems.append(
+            f"TAMPERED: the store returned {len(outside)} row(s) outside its tree "
+            f"(seq {_seqs(outside)}), not shown; run `glasslog verify`"
         )
+    if mismatched:
+        problems.append(
+            f"TAMPERED: {len(mismatched)} event(s) (seq {_seqs(mismatched)}) did not match "
+            f"{against} when rechecked against their signed bodies; not shown; "
+            "run `glasslog verify`"
+        )
+    for problem in problems[:-1]:
+        click.echo(f"glasslog: error: {printable(problem)}", err=True)
+    if problems:
+        _fail(problems[-1])
 
 
 NO_VALUE = "(none)"
@@ -773,28 +800,31 @@ def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: flo
     JSON: one stored event per line, oldest first.
     """
     with Log.open(data, store=store, timeout=timeout) as log:
-        events = log.trace(ident)
+        timeline = log.trace(ident)
+    events = timeline.events
     if as_json:
         for event in events:
             click.echo(json.dumps(event, ensure_ascii=False))
-        return
-    if not events:
+    elif not events:
         click.echo(f"no events with request or trace id {printable(repr(ident))}", err=True)
-        return
-    first = datetime.fromisoformat(events[0]["time"])
-    rows = []
-    for event in events:
-        offset = datetime.fromisoformat(event["time"]) - first
-        rows.append([
-            _short_time(event["time"]),
-            f"+{duration(offset // _MICROSECOND)}",
-            event["service"],
-            event.get("context", {}).get("function", ""),
-            event["action"],
-            event["outcome"],
-            event["actor"]["id"],
-        ])  # fmt: skip
-    _table(rows, ["time", "offset", "service", "function", "action", "outcome", "actor"])
+    else:
+        first = datetime.fromisoformat(events[0]["time"])
+        rows = []
+        for event in events:
+            offset = datetime.fromisoformat(event["time"]) - first
+            rows.append([
+                _short_time(event["time"]),
+                f"+{duration(offset // _MICROSECOND)}",
+                event["service"],
+                event.get("context", {}).get("function", ""),
+                event["action"],
+                event["outcome"],
+                event["actor"]["id"],
+            ])  # fmt: skip
+        _table(rows, ["time", "offset", "service", "function", "action", "outcome", "actor"])
+    _report_tampering(
+        outside=[], mismatched=list(timeline.mismatched), against="the request or trace id"
+    )
 
 
 _MICROSECOND = timedelta(microseconds=1)

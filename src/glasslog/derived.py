@@ -10,7 +10,10 @@ that rebuild it, and both call the same functions.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, NamedTuple
+
+from glasslog.event import epoch_us
 
 FIELD_VALUE_MAX = 256
 """Metadata strings longer than this are not put in the field index (queries scan for them)."""
@@ -83,17 +86,59 @@ _UNKNOWN: Final = "\x00"  # never a path: paths are made of query-language keys
 
 
 def search_text(event: dict[str, Any]) -> str:
-    """Every string and number of the event except ids and timestamps, for full text."""
+    """Every string and number of the event except ids and timestamps, for full text.
+
+    Objects are walked in sorted key order, so the text depends only on the event's
+    content, not on the order its keys arrived in: ingest derives it from the event
+    as sent, ``verify`` and the search recheck from the stored body (whose keys are in
+    RFC 8785 order), and all three must produce the same words in the same positions.
+    """
     parts: list[str] = []
-    stack: list[Any] = [v for k, v in event.items() if k not in _NOT_TEXT]
+    stack: list[Any] = [event[k] for k in sorted(event, reverse=True) if k not in _NOT_TEXT]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
             parts.append(value)
         elif isinstance(value, dict):
-            stack.extend(value.values())
+            stack.extend(value[k] for k in sorted(value, reverse=True))
         elif isinstance(value, list):
-            stack.extend(value)
+            stack.extend(reversed(value))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             parts.append(str(value))
     return " ".join(parts)
+
+
+class Columns(NamedTuple):
+    """The event's values that stores keep in columns of their own, for indexes."""
+
+    id: bytes
+    time_us: int
+    service: str
+    action: str
+    actor_id: str
+    outcome: str
+    request_id: str | None
+    trace_id: str | None
+
+
+COLUMN_NAMES: Final = Columns._fields
+
+
+def columns(event: dict[str, Any]) -> Columns:
+    """The indexed columns of a validated event (or of a stored body, decoded).
+
+    One function for ingest, which writes them, and ``verify``, which recomputes them
+    from the signed body and compares: a column that disagrees with its body was
+    changed behind glasslog's back.
+    """
+    ctx = event.get("context") or {}
+    return Columns(
+        bytes.fromhex(event["id"].replace("-", "")),  # a validated, canonical UUID
+        epoch_us(datetime.fromisoformat(event["time"])),  # validated: UTC, with Z
+        event["service"],
+        event["action"],
+        event["actor"]["id"],
+        event["outcome"],
+        ctx.get("request_id"),
+        ctx.get("trace_id"),
+    )

@@ -9,17 +9,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from glasslog.datadir import DataDir
-from glasslog.errors import ConfigError, GlasslogError, NotFoundError
+from glasslog.errors import ConfigError, GlasslogError, IntegrityError, NotFoundError
 from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
-from glasslog.query.language import MAX_SEQ, parse, resolve_field
+from glasslog.query.language import MAX_SEQ, Match, Node, Or, parse, resolve_field
+from glasslog.query.match import matches
 from glasslog.query.plan import Compiled, compile_query
 from glasslog.store import open_store, searcher_for
 from glasslog.store.base import (
@@ -32,6 +35,8 @@ from glasslog.store.base import (
 )
 from glasslog.store.search import MAX_PENDING, MISSING, After, Row
 
+_log = logging.getLogger("glasslog")
+
 __all__ = [
     "COUNT_CAP",
     "DEFAULT_TIMEOUT",
@@ -41,6 +46,7 @@ __all__ = [
     "Histogram",
     "Log",
     "Page",
+    "Timeline",
 ]
 
 MAX_PAGE = 1000
@@ -62,6 +68,26 @@ class Page:
     outside: tuple[int, ...] = ()
     """Seqs of rows the store returned that are not leaves of its tree (below seq 0):
     never shown, since ``verify`` does not cover them; it names them as tampering."""
+    mismatched: tuple[int, ...] = ()
+    """Seqs of rows the store returned whose signed body does not match the query:
+    derived data (a column, the field index, full text) was changed to show them.
+    Never shown; ``verify`` names the changed data as tampering."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The events of one request or trace, oldest first; iterating gives the events."""
+
+    events: list[dict[str, Any]]
+    mismatched: tuple[int, ...] = ()
+    """Seqs of rows the store returned whose signed body holds neither id (see
+    :attr:`Page.mismatched`): never shown."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +151,16 @@ class Log:
             raise NotFoundError(
                 f"{key!r} is neither a seq (a non-negative number) nor an event id (a UUID)"
             ) from None
-        return self.store.get_by_id(event_id.bytes)
+        stored = self.store.get_by_id(event_id.bytes)
+        found = _decode(stored.body)
+        if found is None or found.get("id") != str(event_id):
+            # The lookup went through derived data (the id column, event_keys).
+            raise IntegrityError(
+                f"the store's lookup by id returned seq {stored.seq}, whose signed body has "
+                "another id: the id column was altered; run `glasslog verify`",
+                seq=stored.seq,
+            )
+        return stored
 
     def get(self, key: str) -> dict[str, Any]:
         """The stored event with its seq, as the log's owner sees it."""
@@ -220,9 +255,31 @@ class Log:
 
     # -- queries (docs/query.md) ---------------------------------------------------
 
-    def _compile(self, query: str, now: datetime | None) -> Compiled:
+    def _plan(self, query: str, now: datetime | None) -> tuple[Node, Compiled]:
+        """The parsed query and its SQL: a recheck must test the very query that ran."""
         node = parse(query, now=now or datetime.now(UTC))
-        return compile_query(node, dialect=self._search.dialect)
+        return node, compile_query(node, dialect=self._search.dialect)
+
+    def _compile(self, query: str, now: datetime | None) -> Compiled:
+        return self._plan(query, now)[1]
+
+    def _recheck(self, node: Node, rows: list[Row]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The events of ``rows`` whose body matches ``node``, and the seqs of the others.
+
+        The store chose the rows from derived data that ``verify`` checks only when
+        it runs; the body is what the tree covers. A body that is not a JSON object
+        matches nothing (``verify`` fails on it too).
+        """
+        kept: list[dict[str, Any]] = []
+        mismatched: list[int] = []
+        dialect = self._search.dialect
+        for seq, _, body in rows:
+            event = _decode(body)
+            if event is None or not matches(node, event, seq=seq, dialect=dialect):
+                mismatched.append(seq)
+            else:
+                kept.append({"seq": seq, **event})
+        return kept, mismatched
 
     def search(
         self,
@@ -232,6 +289,7 @@ class Log:
         sort: str = "-time",
         cursor: str | None = None,
         now: datetime | None = None,
+        unsafe_trust_indexes: bool = False,
     ) -> Page:
         """One page of matching events, newest first (``sort="time"``: oldest first).
 
@@ -239,6 +297,12 @@ class Log:
         or skips an event that existed when the first page was read, however many
         are ingested meanwhile. A full-text cursor also carries the span of seqs
         already read, so a deep page costs about as much as the first.
+
+        Every row is rechecked against its signed body, and those that do not match
+        are left out and listed in :attr:`Page.mismatched`; the cursor still moves
+        past them, so a page may hold fewer than ``limit`` events before the end.
+        ``unsafe_trust_indexes=True`` skips the recheck and logs a warning: it exists
+        to measure what the recheck costs (bench/query.py), never to show results.
         """
         if sort not in ("-time", "time"):
             raise ConfigError(
@@ -246,16 +310,17 @@ class Log:
             )
         if not 1 <= limit <= MAX_PAGE:
             raise ConfigError(f"a page holds 1 to {MAX_PAGE} events; got {limit}")
-        plan = self._compile(query, now)
+        node, plan = self._plan(query, now)
         after = _decode_cursor(cursor, query, sort) if cursor else None
         rows, end = self._search.page(plan, size=limit, ascending=sort == "time", after=after)
         next_cursor = _encode_cursor(end, query, sort) if end is not None else None
         outside = tuple(row[0] for row in rows if row[0] < 0)
-        return Page(
-            events=[_event(row) for row in rows if row[0] >= 0],
-            cursor=next_cursor,
-            outside=outside,
-        )
+        inside = [row for row in rows if row[0] >= 0]
+        if unsafe_trust_indexes:
+            _log.warning("search results not rechecked against their bodies (unsafe)")
+            return Page([_event(row) for row in inside], next_cursor, outside)
+        events, mismatched = self._recheck(node, inside)
+        return Page(events, next_cursor, outside, tuple(mismatched))
 
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events match (exact up to ``cap``, then an estimate)."""
@@ -281,9 +346,27 @@ class Log:
             buckets=[(_format_us(start), n) for start, n in buckets],
         )
 
-    def trace(self, ident: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
-        """Every event sharing a request id or trace id, oldest first."""
-        return [_event(row) for row in self._search.trace(ident, limit=limit)]
+    def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
+        """Every event sharing a request id or trace id, oldest first.
+
+        The store finds them by its request and trace columns; each body is rechecked
+        for the id, as search results are (:attr:`Timeline.mismatched`).
+        """
+        node = Or((
+            Match("context.request_id", ident, wildcard=False),
+            Match("context.trace_id", ident, wildcard=False),
+        ))  # fmt: skip
+        events, mismatched = self._recheck(node, self._search.trace(ident, limit=limit))
+        return Timeline(events, tuple(mismatched))
+
+
+def _decode(body: str) -> dict[str, Any] | None:
+    """A stored body as an event, or None when it is not a JSON object."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def _event(row: Row) -> dict[str, Any]:

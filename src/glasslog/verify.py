@@ -6,28 +6,47 @@ tree, compares every stored tile with the recomputed one and checks every stored
 checkpoint's signature (C2SP signed note) and root. The first disagreement is
 reported with the seq where it starts, so an operator knows which event to look at.
 
-Leaf recomputation is the expensive part (JSON decoding, canonical re-encoding and
-one SHA-256 per committed field), so it runs in worker processes that each open the
-database read-only and hash one seq range; the parent only appends hashes to the
-tree and compares, in seq order. The workers die with the parent and ignore Ctrl-C
+Queries read more than the leaves: indexed columns, the field index, full text,
+rollups and seq_blocks, all derived from the bodies and none hashed into a leaf. So
+verify recomputes each of them from the bodies and compares (docs/ledger.md, "What
+verify checks"): a changed derived byte would change a query's answer unnoticed.
+
+Recomputation is the expensive part (JSON decoding, one SHA-256 per committed field,
+the derived data), so it runs in worker processes that each open the database
+read-only and check one seq range; the parent appends the leaf hashes to the tree
+and compares, in seq order, then checks the tables that span many events (rollups,
+seq_blocks, the full-text index) against the sums of the workers' results, all in one
+snapshot of the store. The workers die with the parent and ignore Ctrl-C
 (:mod:`glasslog.workers`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from glasslog.derived import COLUMN_NAMES, Columns, columns, field_values, search_text
 from glasslog.errors import IntegrityError, NoteError, NotFoundError
+from glasslog.ledger.commit import decode_commits, leaf_from_body
 from glasslog.ledger.merkle import HASH_SIZE, leaf_hash
 from glasslog.ledger.note import Checkpoint, Verifier, verify_checkpoint
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder
 from glasslog.store import open_store
-from glasslog.store.base import Store, leaf_of
+from glasslog.store.base import (
+    SEQ_BLOCK,
+    FieldRow,
+    Store,
+    rollup_counts,
+    seq_block_bounds,
+)
 from glasslog.workers import worker_pool
 
 CHUNK = 16_384
@@ -59,23 +78,155 @@ class Report:
         return text
 
 
-def _leaf_range(spec: str, start: int, end: int) -> tuple[list[int], bytes]:
-    """Worker: seqs present in ``[start, end)`` and their recomputed leaf hashes."""
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """What a worker recomputed for one range of seqs."""
+
+    seqs: list[int]
+    hashes: bytes
+    """The recomputed leaf hashes, back to back."""
+    problem: tuple[int, str] | None
+    """The first derived datum that disagrees with its body: (seq, message)."""
+    counts: dict[tuple[str, int, str], int]
+    """Rollup counts recomputed from the bodies."""
+    blocks: dict[int, tuple[int, int]]
+    """seq_blocks bounds recomputed from the bodies."""
+    fields: array[int]
+    """How many field-index rows each seq's body yields (all of them present)."""
+
+
+_BODY, _COMMITS, _SALTS, _KEYS_AGREE = 9, 10, 11, 12  # positions in a VerifyRow
+_COLUMNS = slice(1, 9)
+
+
+def _check_range(spec: str, start: int, end: int) -> _Chunk:
+    """Worker: recompute the leaves of ``[start, end)`` and check what is derived from them."""
     store = open_store(spec, readonly=True)
     try:
-        seqs: list[int] = []
-        hashes: list[bytes] = []
-        for stored in store.events(start, end):
-            seqs.append(stored.seq)
-            try:
-                hashes.append(leaf_hash(leaf_of(stored)))
-            except Exception as exc:  # any undecodable row is tampering, not a crash
-                raise IntegrityError(
-                    f"seq {stored.seq}: the stored event cannot be decoded ({exc})", seq=stored.seq
-                ) from None
-        return seqs, b"".join(hashes)
+        return _recompute(store, start, end)
     finally:
         store.close()
+
+
+def _recompute(store: Store, start: int, end: int) -> _Chunk:
+    """Leaf hashes from the stored rows, and every derived datum checked against its body.
+
+    A body may be checked here before its leaf is: the parent compares the leaves
+    first, so an altered body is reported as such, not as a column that disagrees.
+    """
+    seqs: list[int] = []
+    hashes: list[bytes] = []
+    problem: tuple[int, str] | None = None
+    derived: list[Columns] = []
+    times: list[tuple[int, int]] = []
+    expected: list[FieldRow] = []
+    per_seq = array("I")
+    texts: list[str] = []
+    per_row_text = store.per_row_text  # else the full-text index is checked whole
+    for row in store.verify_rows(start, end):
+        seq: int = row[0]
+        seqs.append(seq)
+        body: str = row[_BODY]
+        try:
+            hashes.append(
+                leaf_hash(leaf_from_body(body, decode_commits(row[_COMMITS])[1], row[_SALTS]))
+            )
+        except Exception as exc:  # any undecodable row is tampering, not a crash
+            raise IntegrityError(
+                f"seq {seq}: the stored event cannot be decoded ({exc})", seq=seq
+            ) from None
+        if problem is not None:
+            continue  # only the leaves are still needed
+        try:
+            event = json.loads(body)
+            cols = columns(event)
+            fields = field_values(event["metadata"]) if "metadata" in event else ()
+            text = search_text(event) if per_row_text else ""
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = (seq, f"seq {seq}: the stored body is not an event ({type(exc).__name__})")
+            continue
+        if cols != row[_COLUMNS]:
+            problem = (seq, _column_problem(seq, cols, row[_COLUMNS]))
+            continue
+        if not row[_KEYS_AGREE]:
+            problem = (
+                seq,
+                f"seq {seq}: the id or time kept for lookups (event_keys) differs from the "
+                "event's: event_keys was altered",
+            )
+            continue
+        derived.append(cols)
+        times.append((seq, cols.time_us))
+        expected.extend((seq, path, value, cols.time_us) for path, value in fields)
+        per_seq.append(len(fields))
+        texts.append(text)
+    if problem is None and seqs == list(range(start, end)):
+        problem = _absent_fields(store.missing_fields(expected))
+        if problem is None and per_row_text:
+            bad = store.text_mismatches(start, texts)
+            if bad:
+                problem = (
+                    bad[0],
+                    f"seq {bad[0]}: its full-text entry is not the words of its signed body: "
+                    "the full-text table was altered",
+                )
+    return _Chunk(
+        seqs,
+        b"".join(hashes),
+        problem,
+        rollup_counts(derived),
+        seq_block_bounds(times),
+        per_seq,
+    )
+
+
+def _column_problem(seq: int, derived: Columns, stored: tuple[object, ...]) -> str:
+    name = next(
+        (n for n, want, got in zip(COLUMN_NAMES, derived, stored, strict=True) if want != got),
+        "?",
+    )
+    name = {"time_us": "time"}.get(name, name)  # as the stores name the column
+    return (
+        f"seq {seq}: the stored {name} column does not match the event's signed body: "
+        "the column was altered, which changes what queries find"
+    )
+
+
+def _absent_fields(missing: list[FieldRow]) -> tuple[int, str] | None:
+    """The first field-index row a body yields that the index lacks, as a problem."""
+    if not missing:
+        return None
+    seq, path, _, _ = min(missing, key=lambda row: row[0])
+    return (
+        seq,
+        f"seq {seq}: the field index lacks a value of {path} that the event's signed body "
+        "has: the field index was altered, which hides the event from metadata queries",
+    )
+
+
+def _extra_fields(store: Store, expected: array[int]) -> IntegrityError:
+    """Name the first seq with more field-index rows than its body yields.
+
+    Only when the counts disagree (every expected row is present, so the others are
+    extra): the index is grouped by seq, which takes seconds on a large store.
+    """
+    for seq, rows in store.field_counts():
+        if not 0 <= seq < len(expected):
+            return IntegrityError(
+                f"the field index holds a row for seq {seq}, outside the tree of "
+                f"{len(expected):,} events: a row was inserted",
+                seq=seq,
+            )
+        if rows != expected[seq]:
+            return IntegrityError(
+                f"seq {seq}: the field index holds {rows} values for the event, its signed "
+                f"body yields {expected[seq]}: rows were added to the field index, which "
+                "makes metadata queries find the event",
+                seq=seq,
+            )
+    return IntegrityError(  # the counts changed between two reads of one snapshot
+        "the field index's row count does not match the events'; run verify again"
+    )
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
@@ -232,56 +383,57 @@ def verify_store(
     started = time.monotonic()
     store = open_store(db, readonly=True)
     try:
-        size = store.size()
-        _check_rows(store)
-        _check_known(store, verifier, known)
-        checkpoints: list[Checkpoint] = []
-        for stored in store.checkpoints():
-            try:
-                cp = verify_checkpoint(stored.note, verifier=verifier)
-            except NoteError as exc:
-                raise IntegrityError(f"checkpoint at size {stored.size}: {exc}") from None
-            if cp.size != stored.size:
-                raise IntegrityError(
-                    f"checkpoint stored as size {stored.size} is signed for size {cp.size}"
-                )
-            if cp.size > size:
-                raise IntegrityError(
-                    f"checkpoint at size {cp.size} covers events that are missing: the store "
-                    f"ends at seq {size - 1}",
-                    seq=size,
-                )
-            checkpoints.append(cp)
-        checker = _Checker(store)
-        pending_cps = iter(checkpoints)
-        next_cp = next(pending_cps, None)
-        while next_cp is not None and next_cp.size == 0:
-            checker.check_checkpoint(next_cp)
+        with store.snapshot():  # the counters and tables below, as of one moment
+            size = store.size()
+            _check_rows(store)
+            _check_known(store, verifier, known)
+            checkpoints = _signed_checkpoints(store, verifier, size)
+            checker = _Checker(store)
+            pending_cps = iter(checkpoints)
             next_cp = next(pending_cps, None)
-        for start, seqs, hashes in _leaf_hashes(db, size, workers):
-            if seqs != list(range(start, start + len(seqs))) or len(seqs) != min(
-                CHUNK, size - start
-            ):
-                missing = next(
-                    (s for s, got in zip(range(start, size), seqs, strict=False) if s != got),
-                    start + len(seqs),
-                )
-                raise IntegrityError(
-                    f"seq {missing} is missing: an event row was deleted or renumbered",
-                    seq=missing,
-                )
-            leaves = [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)]
-            pos = 0
-            while next_cp is not None and next_cp.size <= start + len(leaves):
-                cut = next_cp.size - start
-                checker.add(leaves[pos:cut])
-                pos = cut
+            while next_cp is not None and next_cp.size == 0:
                 checker.check_checkpoint(next_cp)
                 next_cp = next(pending_cps, None)
-            checker.add(leaves[pos:])
-            if progress is not None:
-                progress(len(leaves))
-        _check_no_tiles_beyond(store, size)
+            totals = _Totals()
+            text_index = _TextIndexCheck(db)
+            for start, chunk in _chunks(db, store, size, workers):
+                seqs = chunk.seqs
+                if seqs != list(range(start, start + len(seqs))) or len(seqs) != min(
+                    CHUNK, size - start
+                ):
+                    missing = next(
+                        (s for s, got in zip(range(start, size), seqs, strict=False) if s != got),
+                        start + len(seqs),
+                    )
+                    raise IntegrityError(
+                        f"seq {missing} is missing: an event row was deleted or renumbered",
+                        seq=missing,
+                    )
+                hashes = chunk.hashes
+                leaves = [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)]
+                pos = 0
+                while next_cp is not None and next_cp.size <= start + len(leaves):
+                    cut = next_cp.size - start
+                    checker.add(leaves[pos:cut])
+                    pos = cut
+                    checker.check_checkpoint(next_cp)
+                    next_cp = next(pending_cps, None)
+                checker.add(leaves[pos:])
+                if chunk.problem is not None:  # after the leaves: an altered body comes first
+                    seq, message = chunk.problem
+                    raise IntegrityError(message, seq=seq)
+                totals.add(chunk)
+                if progress is not None:
+                    progress(len(leaves))
+            _check_no_tiles_beyond(store, size)
+            totals.check(store, size)
+            problem = text_index.result()
+            if problem is not None:
+                raise IntegrityError(
+                    f"the full-text index does not match the words stored for the events "
+                    f"({problem}): the index was altered, which changes what free-text "
+                    "searches find"
+                )
         covered = checkpoints[-1].size if checkpoints else 0
         return Report(
             events=size,
@@ -293,33 +445,162 @@ def verify_store(
         store.close()
 
 
-def _leaf_hashes(
-    db: Path | str, size: int, workers: int | None
-) -> Iterator[tuple[int, list[int], bytes]]:
-    """Recomputed leaf hashes chunk by chunk, in order, a bounded number in flight."""
+class _TextIndexCheck:
+    """The store's full-text index check (FTS5's), run in a thread while the workers work.
+
+    It is one long SQLite statement, during which Python's sqlite3 releases the GIL,
+    so it runs beside the parent's own work; on its own connection and snapshot,
+    because the index it checks against the stored words needs no particular size.
+    A daemon thread: a verify that stops at an earlier fault does not wait for it.
+    """
+
+    def __init__(self, db: Path | str) -> None:
+        self._db = db
+        self._problem: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fts-check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            store = open_store(self._db, readonly=True)
+            try:
+                with store.snapshot():
+                    self._problem = store.check_text_index()
+            finally:
+                store.close()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> str | None:
+        """What the check found wrong (None: nothing); re-raises what it failed with."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._problem
+
+
+def _signed_checkpoints(store: Store, verifier: Verifier, size: int) -> list[Checkpoint]:
+    """Every stored checkpoint, its signature checked and its size within the store."""
+    checkpoints: list[Checkpoint] = []
+    for stored in store.checkpoints():
+        try:
+            cp = verify_checkpoint(stored.note, verifier=verifier)
+        except NoteError as exc:
+            raise IntegrityError(f"checkpoint at size {stored.size}: {exc}") from None
+        if cp.size != stored.size:
+            raise IntegrityError(
+                f"checkpoint stored as size {stored.size} is signed for size {cp.size}"
+            )
+        if cp.size > size:
+            raise IntegrityError(
+                f"checkpoint at size {cp.size} covers events that are missing: the store "
+                f"ends at seq {size - 1}",
+                seq=size,
+            )
+        checkpoints.append(cp)
+    return checkpoints
+
+
+class _Totals:
+    """The derived tables that span many events, recomputed chunk by chunk, then compared."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int, str], int] = {}
+        self.blocks: dict[int, tuple[int, int]] = {}
+        self.fields = array("I")
+
+    def add(self, chunk: _Chunk) -> None:
+        counts = self.counts
+        for key, n in chunk.counts.items():
+            counts[key] = counts.get(key, 0) + n
+        self.fields.extend(chunk.fields)
+        blocks = self.blocks
+        for block, (low, high) in chunk.blocks.items():
+            was = blocks.get(block)  # a block is split only when CHUNK is no multiple of it
+            blocks[block] = (low, high) if was is None else (min(was[0], low), max(was[1], high))
+
+    def check(self, store: Store, size: int) -> None:
+        """Compare with the store's rollups and blocks; find derived rows outside the tree."""
+        counts = self.counts
+        for dim, hour, value, count in store.rollups():
+            if counts.pop((dim, hour, value), 0) != count:
+                raise IntegrityError(
+                    f"the rollups count {count:,} events for {_dim_name(dim)} in hour "
+                    f"{_hour(hour)}, which the signed events do not: the rollups were altered, "
+                    "which changes what counts and aggregations report"
+                )
+        if counts:
+            dim, hour, _ = min(counts)
+            raise IntegrityError(
+                f"the rollups lack the events of {_dim_name(dim)} in hour {_hour(hour)}: "
+                "rollup rows were removed, which changes what counts and aggregations report"
+            )
+        stored = store.seq_blocks()
+        for block, bounds in sorted(self.blocks.items()):
+            if stored.pop(block, None) != bounds:
+                raise IntegrityError(
+                    f"the time bounds of seqs {block * SEQ_BLOCK:,} to "
+                    f"{(block + 1) * SEQ_BLOCK - 1:,} (seq_blocks) do not match their events: "
+                    "seq_blocks was altered, which can hide events from full-text searches",
+                    seq=block * SEQ_BLOCK,
+                )
+        if stored:
+            block = min(stored)
+            raise IntegrityError(
+                f"seq_blocks holds bounds for seqs from {block * SEQ_BLOCK:,}, beyond the "
+                f"{size:,} events of the tree: a row was inserted",
+                seq=block * SEQ_BLOCK,
+            )
+        if store.field_count() != sum(self.fields):
+            raise _extra_fields(store, self.fields)
+        repeated = store.repeated_field_paths()
+        if repeated:
+            raise IntegrityError(
+                f"the field keys name {repeated[0]} more than once: field_keys "
+                "was altered, which can hide events from metadata queries"
+            )
+
+
+def _dim_name(dim: str) -> str:
+    return {"actor_id": "user"}.get(dim, dim)
+
+
+def _hour(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%d %H:00Z")
+
+
+def _chunks(
+    db: Path | str, store: Store, size: int, workers: int | None
+) -> Iterator[tuple[int, _Chunk]]:
+    """Recomputed chunks in seq order, a bounded number in flight.
+
+    Up to ``size`` only: rows a writer appends meanwhile are not part of the tree being
+    verified. A small store is checked in this process, on ``store`` itself.
+    """
     count = workers or os.cpu_count() or 1
     starts = range(0, size, CHUNK)
-
-    def chunk(start: int) -> tuple[str, int, int]:
-        # Up to ``size`` only: rows a writer appends meanwhile are not part of the tree
-        # being verified, and reading them would look like renumbered rows.
-        return str(db), start, min(start + CHUNK, size)
-
     if count <= 1 or size <= CHUNK:
         for start in starts:
-            yield (start, *_leaf_range(*chunk(start)))
+            yield start, _recompute(store, start, min(start + CHUNK, size))
         return
     with worker_pool(count) as pool:  # they die with us, and ignore Ctrl-C
-        inflight: list[tuple[int, Future[tuple[list[int], bytes]]]] = []
+        inflight: list[tuple[int, Future[_Chunk]]] = []
         it = iter(starts)
+
+        def submit(start: int) -> None:
+            inflight.append(
+                (start, pool.submit(_check_range, str(db), start, min(start + CHUNK, size)))
+            )
+
         for start in it:
-            inflight.append((start, pool.submit(_leaf_range, *chunk(start))))
+            submit(start)
             if len(inflight) >= count * 2:
                 break
         while inflight:
             start, fut = inflight.pop(0)
-            seqs, hashes = fut.result()
+            chunk = fut.result()
             nxt = next(it, None)
             if nxt is not None:
-                inflight.append((nxt, pool.submit(_leaf_range, *chunk(nxt))))
-            yield start, seqs, hashes
+                submit(nxt)
+            yield start, chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from glasslog.errors import StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import EventRow
-from glasslog.store.sqlite import SQLiteStore
+from glasslog.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from glasslog.testing import TemporaryLog, temporary_log
 from glasslog.verify import verify_store
 from tests.conftest import MakeEvent, make_event
@@ -173,7 +174,9 @@ def test_a_version_1_store_is_refused_then_upgraded_by_init(tmp_path: Path) -> N
     )
     conn.close()
 
-    with pytest.raises(StoreError, match=r"expected 3, found 1; run `glasslog init` again"):
+    with pytest.raises(
+        StoreError, match=rf"expected {SCHEMA_VERSION}, found 1; run `glasslog init` again"
+    ):
         SQLiteStore.open(old)
     twin = tmp_path / "twin.db"
     shutil.copy(old, twin)
@@ -205,3 +208,75 @@ def test_a_version_1_store_is_refused_then_upgraded_by_init(tmp_path: Path) -> N
     finally:
         store.close()
     assert verify_store(old, verifier, workers=1).events == 3
+
+
+def _old_text(event: dict[str, object]) -> str:
+    """Version 3's full text: values in the order the keys were walked from the end."""
+    parts: list[str] = []
+    stack: list[object] = [v for k, v in event.items() if k not in ("id", "time", "received")]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(str(value))
+    return " ".join(parts)
+
+
+def test_a_version_3_store_gets_full_text_verify_can_check(tmp_path: Path) -> None:
+    """Version 3 indexed words in arrival order, which no body keeps; init rebuilds them.
+
+    The old store is made as glasslog with schema 3 made it: words in arrival order and
+    the version row at 3. After the upgrade searches find the same events, and verify,
+    which now checks the full-text index against the bodies' words, passes.
+    """
+    events = [make_event(reason=f"quarterly review {i}", metadata={"tags": ["b", "a"]})
+              for i in range(40)]  # fmt: skip
+    with temporary_log() as tlog:
+        assert all(r.ok for r in tlog.submit(events))
+        tlog.checkpoint()
+        spec, verifier = tlog.spec, tlog.datadir.verifier()
+        tlog.store.close()
+        tlog.log.close()
+        old = tmp_path / "glasslog.db"
+        shutil.copy(spec, old)
+    conn = sqlite3.connect(old, isolation_level=None)
+    bodies = conn.execute("SELECT seq, body FROM events").fetchall()
+    conn.executescript(
+        "DROP TABLE events_fts;"
+        "CREATE VIRTUAL TABLE events_fts USING fts5(text, content='', columnsize=0);"
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
+    )
+    conn.executemany(
+        "INSERT INTO events_fts (rowid, text) VALUES (?, ?)",
+        [(seq, _old_text(make_event_order(json.loads(body)))) for seq, body in bodies],
+    )
+    conn.close()
+
+    with pytest.raises(StoreError, match=rf"expected {SCHEMA_VERSION}, found 3"):
+        SQLiteStore.open(old)
+    upgrading = SQLiteStore.open(old, create=True)
+    assert upgrading.upgraded_from == 3
+    upgrading.close()
+    store = SQLiteStore.open(old)
+    try:
+        found = store.connection.execute(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH '\"quarterly review\"'"
+        ).fetchall()
+        assert len(found) == 40
+    finally:
+        store.close()
+    # verify derives each event's words from its body in canonical key order and checks
+    # the index against them: the old, arrival-order index would fail here.
+    assert verify_store(old, verifier, workers=1).events == 40
+
+
+def make_event_order(event: dict[str, object]) -> dict[str, object]:
+    """The event with its keys in the order make_event sends them (arrival order)."""
+    order = ["id", "time", "service", "action", "outcome", "actor", "source", "context",
+             "metadata", "reason", "received"]  # fmt: skip
+    return {k: event[k] for k in order if k in event} | event

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 
 from glasslog.access.redact import DEFAULT_SCRUB, Scrubber, ScrubConfig
 from glasslog.datadir import DataDir, RecordedCheckpoint
-from glasslog.derived import field_values, search_text
+from glasslog.derived import columns, field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
-from glasslog.event import DEFAULT_LIMITS, Limits, epoch_us, validate
+from glasslog.event import DEFAULT_LIMITS, Limits, validate
 from glasslog.identity import check_history, check_signer
 from glasslog.ingest.lines import parse_line
 from glasslog.ledger.commit import (
@@ -88,11 +88,6 @@ class Prepared(NamedTuple):
         return body
 
 
-def _time_us(text: str) -> int:
-    """Microseconds since the epoch of a validated (UTC, ``Z``) event time."""
-    return epoch_us(datetime.fromisoformat(text))
-
-
 class Preparer:
     """Turns raw events into rows ready to sequence. Pure; safe to run in many processes."""
 
@@ -113,17 +108,8 @@ class Preparer:
         paths = committed_paths(event, sensitive=self.settings.sensitive, flagged=flagged)
         salts = os.urandom(SALT_BYTES * len(paths))
         body, leaf, spans = encode_stored(event, paths, salts)
-        ctx = event.get("context", {})
-        event_id = bytes.fromhex(event["id"].replace("-", ""))  # validated canonical UUID
         row = (
-            event_id,
-            _time_us(event["time"]),
-            event["service"],
-            event["action"],
-            event["actor"]["id"],
-            event["outcome"],
-            ctx.get("request_id"),
-            ctx.get("trace_id"),
+            *columns(event),
             body,
             encode_commits(paths, spans),
             salts,
@@ -131,7 +117,7 @@ class Preparer:
             field_values(event["metadata"]) if "metadata" in event else (),
         )
         had_time = isinstance(raw, dict) and raw.get("time") is not None
-        return Prepared(event_id, row, leaf_hash(leaf), had_time)
+        return Prepared(row[0], row, leaf_hash(leaf), had_time)
 
     def prepare_lines(
         self, lines: Sequence[str | bytes], *, first_line: int = 1

@@ -10,7 +10,7 @@ backends stay simple and the same tests run on both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -56,7 +56,22 @@ ROLLUP_DIMS = ("service", "action", "actor_id", "outcome")
 HOUR_US = 3_600_000_000
 
 
-def rollup_counts(rows: Sequence[EventRow]) -> dict[tuple[str, int, str], int]:
+class _Counted(Protocol):
+    """What a rollup counts: an EventRow at ingest, the columns derived from a body in verify."""
+
+    @property
+    def time_us(self) -> int: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def actor_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+
+
+def rollup_counts(rows: Iterable[_Counted]) -> dict[tuple[str, int, str], int]:
     """Events per (dimension, hour, value) in ``rows``: the increments for ``rollups``."""
     counts: dict[tuple[str, int, str], int] = {}
     for r in rows:
@@ -69,14 +84,25 @@ def rollup_counts(rows: Sequence[EventRow]) -> dict[tuple[str, int, str], int]:
     return counts
 
 
-def seq_block_bounds(rows: Sequence[EventRow]) -> dict[int, tuple[int, int]]:
-    """(min time, max time) of ``rows`` per block of SEQ_BLOCK seqs: to widen ``seq_blocks``."""
+def seq_block_bounds(times: Iterable[tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """(min time, max time) per block of SEQ_BLOCK seqs of ``(seq, time)`` pairs: the
+    bounds to widen ``seq_blocks`` with (ingest) or to find there (verify)."""
     blocks: dict[int, tuple[int, int]] = {}
-    for r in rows:
-        block = r.seq // SEQ_BLOCK
-        low, high = blocks.get(block, (r.time_us, r.time_us))
-        blocks[block] = (min(low, r.time_us), max(high, r.time_us))
+    for seq, time_us in times:
+        block = seq // SEQ_BLOCK
+        low, high = blocks.get(block, (time_us, time_us))
+        blocks[block] = (min(low, time_us), max(high, time_us))
     return blocks
+
+
+VerifyRow = tuple[Any, ...]
+"""An event row as ``verify`` reads it: seq, the indexed columns in
+:data:`glasslog.derived.COLUMN_NAMES` order, body, commits, salts, and whether the
+backend's other copies of id and time (PostgreSQL's ``event_keys``) agree. A plain
+tuple: one is read for every event of the log."""
+
+FieldRow = tuple[int, str | None, Any, int]
+"""A field-index row as ``verify`` reads it: seq, path (None if its key has none), value, time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +161,56 @@ class Store(Protocol):
 
     def events(self, start: int, end: int) -> Iterator[StoredEvent]:
         """Events with ``start <= seq < end`` in seq order (gaps show as missing seqs)."""
+        ...
+
+    def verify_rows(self, start: int, end: int) -> Iterator[VerifyRow]:
+        """Event rows with ``start <= seq < end`` in seq order, every column ``verify`` checks."""
+        ...
+
+    def missing_fields(self, rows: Sequence[FieldRow]) -> list[FieldRow]:
+        """Those of ``rows`` the field index does not hold (a row whose path has no key
+        is missing too). With :meth:`field_count`, all ``verify`` needs: the index holds
+        every expected row, and exactly as many rows as expected, so no other."""
+        ...
+
+    def field_count(self) -> int:
+        """How many rows the field index holds."""
+        ...
+
+    def field_counts(self) -> Iterator[tuple[int, int]]:
+        """``(seq, rows)`` for every seq the field index has rows for, in seq order: to
+        locate rows that should not be there, once :meth:`field_count` says there are."""
+        ...
+
+    def repeated_field_paths(self) -> list[str]:
+        """Metadata paths that more than one field key names (each one a query may miss)."""
+        ...
+
+    per_row_text: bool
+    """Whether full text is kept per event row (PostgreSQL's ``tsv``), compared with
+    :meth:`text_mismatches`; otherwise :meth:`check_text_index` checks it all at once."""
+
+    def text_mismatches(self, start: int, texts: Sequence[str]) -> list[int]:
+        """The seqs from ``start`` whose full-text entry is not the words of ``texts[seq -
+        start]`` (missing, or indexing other words), in order."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Make every read on this store, while the context lasts, see one moment."""
+        ...
+
+    def rollups(self) -> Iterator[tuple[str, int, str, int]]:
+        """Every ``(dim, hour, value, count)`` of the rollups, in any order."""
+        ...
+
+    def seq_blocks(self) -> dict[int, tuple[int, int]]:
+        """Every block's stored (min time, max time)."""
+        ...
+
+    def check_text_index(self) -> str | None:
+        """Check the full-text index against the stored words: None, or what is wrong.
+        Backends whose full-text data is per row (compared by :meth:`text_mismatches`)
+        have nothing more to check."""
         ...
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:

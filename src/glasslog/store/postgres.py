@@ -49,8 +49,10 @@ from glasslog.ledger.tiles import Tile
 from glasslog.query.words import tsvector_literal
 from glasslog.store.base import (
     EventRow,
+    FieldRow,
     StoredCheckpoint,
     StoredEvent,
+    VerifyRow,
     no_event_at,
     no_event_with_id,
     rollup_counts,
@@ -458,6 +460,7 @@ class PostgresStore:
     """A glasslog store in one PostgreSQL database (schema ``glasslog``). Open with :meth:`open`."""
 
     shared = True  # several hosts may write: the sequencer locks and catches up per batch
+    per_row_text = True  # tsv, one per event row
 
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], dsn: str) -> None:
         self._conn = conn
@@ -682,7 +685,7 @@ class PostgresStore:
                     for path, value in r.fields:
                         copy.write_row((keys[path], dumps(value), r.time_us, r.seq))
         counts = rollup_counts(rows)
-        blocks = seq_block_bounds(rows)
+        blocks = seq_block_bounds((r.seq, r.time_us) for r in rows)
         cur.execute(
             _UPSERT_ROLLUPS,
             (
@@ -731,6 +734,96 @@ class PostgresStore:
             if len(page) < _EVENTS_PAGE:
                 return
             start = page[-1][0] + 1
+
+    def verify_rows(self, start: int, end: int) -> Iterator[VerifyRow]:
+        # event_keys holds a second copy of each id and time (for lookups): it must agree.
+        while start < end:
+            page = self._query(
+                "SELECT e.seq, e.id, e.time, e.service, e.action, e.actor_id, e.outcome,"
+                " e.request_id, e.trace_id, e.body, e.commits, e.salts,"
+                " k.id IS NOT DISTINCT FROM e.id AND k.time IS NOT DISTINCT FROM e.time"
+                " FROM events e LEFT JOIN event_keys k ON k.seq = e.seq"
+                " WHERE e.seq >= %s AND e.seq < %s ORDER BY e.seq LIMIT %s",
+                (start, end, _EVENTS_PAGE),
+            )
+            yield from page
+            if len(page) < _EVENTS_PAGE:
+                return
+            start = page[-1][0] + 1
+
+    def missing_fields(self, rows: Sequence[FieldRow]) -> list[FieldRow]:
+        # One anti-join over the primary-key-like index (key, value, time, seq).
+        keys = dict(self._query("SELECT path, id FROM field_keys", ()))
+        missing = [row for row in rows if row[1] not in keys]
+        probe = [row for row in rows if row[1] in keys]
+        if not probe:
+            return missing
+        dumps = json.dumps
+        absent = self._query(
+            "SELECT t.n FROM unnest(%s::integer[], %s::jsonb[], %s::bigint[], %s::bigint[])"
+            " WITH ORDINALITY AS t(key, value, time, seq, n) WHERE NOT EXISTS (SELECT 1 FROM"
+            " fields f WHERE f.key = t.key AND f.value = t.value AND f.time = t.time"
+            " AND f.seq = t.seq)",
+            (
+                [keys[row[1]] for row in probe],
+                [dumps(row[2]) for row in probe],
+                [row[3] for row in probe],
+                [row[0] for row in probe],
+            ),
+        )
+        return missing + [probe[int(n) - 1] for (n,) in absent]
+
+    def field_count(self) -> int:
+        return int(self._query_one("SELECT count(*) FROM fields", ())[0])
+
+    def field_counts(self) -> Iterator[tuple[int, int]]:
+        yield from self._query("SELECT seq, count(*) FROM fields GROUP BY seq ORDER BY seq", ())
+
+    def repeated_field_paths(self) -> list[str]:
+        return [
+            str(path)
+            for (path,) in self._query(
+                "SELECT path FROM field_keys GROUP BY path HAVING count(*) > 1", ()
+            )
+        ]
+
+    def text_mismatches(self, start: int, texts: Sequence[str]) -> list[int]:
+        # The server compares: a tsvector's text form depends on its normalisation.
+        seqs = list(range(start, start + len(texts)))
+        literals = [tsvector_literal(text) for text in texts]
+        return [
+            int(seq)
+            for (seq,) in self._query(
+                "SELECT t.seq FROM unnest(%s::bigint[], %s::text[]) AS t(seq, words)"
+                " LEFT JOIN event_keys k ON k.seq = t.seq"
+                " LEFT JOIN events e ON e.seq = k.seq AND e.time = k.time"
+                " WHERE e.tsv IS DISTINCT FROM t.words::tsvector ORDER BY t.seq",
+                (seqs, literals),
+            )
+        ]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A repeatable-read transaction: every read inside it sees one snapshot."""
+        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            self._conn.execute("ROLLBACK")
+
+    def rollups(self) -> Iterator[tuple[str, int, str, int]]:
+        yield from self._query("SELECT dim, hour, value, count FROM rollups", ())
+
+    def seq_blocks(self) -> dict[int, tuple[int, int]]:
+        return {
+            int(block): (int(low), int(high))
+            for block, low, high in self._query(
+                "SELECT block, min_time, max_time FROM seq_blocks", ()
+            )
+        }
+
+    def check_text_index(self) -> str | None:
+        return None  # tsv is per row: text_mismatches compares every one
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         row = self._query_one(

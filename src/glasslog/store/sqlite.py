@@ -22,13 +22,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from pathlib import Path
 from typing import Any
 
-from glasslog.derived import field_values
+from glasslog.derived import field_values, search_text
 from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import (
     EventRow,
+    FieldRow,
     StoredCheckpoint,
     StoredEvent,
+    VerifyRow,
     no_event_at,
     no_event_with_id,
     rollup_counts,
@@ -37,9 +39,11 @@ from glasslog.store.base import (
     unsupported_version,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``).
-3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``)."""
+3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``).
+4: full text derived in canonical key order, so that ``verify`` and the search recheck
+derive the same words from the body (see ``_migrate_to_4``)."""
 
 _APPEND_ONLY = ("events", "tiles", "checkpoints", "fields", "field_keys")
 
@@ -82,6 +86,10 @@ CREATE TABLE IF NOT EXISTS fields (
     seq   INTEGER NOT NULL,
     PRIMARY KEY (key, value, time, seq)
 ) WITHOUT ROWID;"""
+
+_FTS = "CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='', columnsize=0)"
+"""Full text, contentless: the words live once, in ``events.body``, and the index maps
+them to seqs. ``verify`` checks the index against the bodies (``check_text_index``)."""
 
 
 def _append_only_triggers(table: str) -> list[str]:
@@ -126,10 +134,8 @@ CREATE INDEX IF NOT EXISTS events_actor_time ON events (actor_id, time);
 CREATE INDEX IF NOT EXISTS events_request ON events (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
 
--- Contentless: the text lives once, in events.body; the index maps words to seq.
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-    text, content='', columnsize=0
-);
+-- Full text, contentless: the words (glasslog.derived.search_text of the body) by seq.
+%(fts)s;
 
 -- Derived: one row per scalar metadata value (and per scalar element of an array),
 -- ordered so that "metadata.x:v newest first" reads one index range backwards.
@@ -169,7 +175,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size      INTEGER PRIMARY KEY,
     note      TEXT NOT NULL
 );
-""".replace("%(fields)s", _FIELDS)
+""".replace("%(fields)s", _FIELDS).replace("%(fts)s", _FTS)
     + "".join(_append_only(table) for table in _APPEND_ONLY)
     + _GUARDS
 )
@@ -179,6 +185,28 @@ _INSERT_EVENT = (
     " trace_id, body, commits, salts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+
+_FTS_TWIN = (
+    "DROP TABLE IF EXISTS temp.glasslog_fts",
+    "DROP VIEW IF EXISTS temp.glasslog_fts_text",
+    "CREATE TEMP VIEW glasslog_fts_text AS"
+    " SELECT seq AS id, glasslog_search_text(body) AS text FROM main.events",
+    "CREATE VIRTUAL TABLE temp.glasslog_fts USING fts5(text, content='glasslog_fts_text',"
+    " content_rowid='id', columnsize=0)",
+    "DELETE FROM temp.glasslog_fts_data",
+    "INSERT INTO temp.glasslog_fts_data SELECT * FROM main.events_fts_data",
+    "DELETE FROM temp.glasslog_fts_idx",
+    "INSERT INTO temp.glasslog_fts_idx SELECT * FROM main.events_fts_idx",
+)
+"""A TEMP twin of ``events_fts`` whose content is the bodies' words, holding a copy of
+``events_fts``'s index tables (replacing those of the empty twin)."""
+
+
+def _text_of(body: str) -> str:
+    try:
+        return search_text(json.loads(body))
+    except (ValueError, TypeError, AttributeError):
+        return ""
 
 
 def _decode_text(raw: bytes) -> str:
@@ -205,6 +233,7 @@ class SQLiteStore:
     """A glasslog store in one SQLite file. Create with :meth:`open`."""
 
     shared = False  # one data directory, one writer: its writer.lock is enough
+    per_row_text = False  # one contentless index: check_text_index checks it whole
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
@@ -289,8 +318,10 @@ class SQLiteStore:
             )
         if found == 1:
             self._migrate_to_2()
+        if found is not None and found < 4:
+            self._migrate_to_4()
+        # Version 3 only added triggers, which the script above created.
         if found is not None and found < SCHEMA_VERSION:
-            # Version 3 only adds triggers, which the script above just created.
             with self._transaction():
                 self._conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -331,6 +362,31 @@ class SQLiteStore:
         except BaseException:
             self._field_keys.clear()  # ids created in the rolled-back transaction
             raise
+
+    def _migrate_to_4(self) -> None:
+        """Rebuild the full-text index from the bodies, words in canonical key order.
+
+        Up to version 3 each event's words followed its keys in the order they arrived,
+        which the stored body no longer has, so neither ``verify`` nor the search
+        recheck could derive the same words from the body. Derived data, never part of
+        a leaf, so it is recomputed in one transaction. A body that cannot be decoded
+        gets no words; ``verify`` names its seq.
+        """
+        conn = self._conn
+        with self._transaction():
+            conn.execute("DROP TABLE IF EXISTS events_fts")
+            conn.execute(_FTS)
+            start = 0
+            while True:
+                page = conn.execute(
+                    "SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT 10000",
+                    (start,),
+                ).fetchall()
+                if not page:
+                    break
+                conn.executemany(_INSERT_FTS, [(seq, _text_of(body)) for seq, body in page])
+                start = page[-1][0] + 1
+            conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     def _stored_version(self) -> int | None:
         exists = self._conn.execute(
@@ -453,6 +509,119 @@ class SQLiteStore:
                 yield StoredEvent(*row)
         except sqlite3.Error as exc:
             raise _wrap(exc, f"reading events {start}..{end}") from exc
+
+    def verify_rows(self, start: int, end: int) -> Iterator[VerifyRow]:
+        try:
+            cur = self._conn.execute(
+                "SELECT seq, id, time, service, action, actor_id, outcome, request_id, trace_id,"
+                " body, commits, salts, 1 FROM events WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (start, end),
+            )
+            yield from cur
+        except sqlite3.Error as exc:
+            raise _wrap(exc, f"reading events {start}..{end}") from exc
+
+    def missing_fields(self, rows: Sequence[FieldRow]) -> list[FieldRow]:
+        """Probe the field index's primary key for each row, in SQLite: the rows go into
+        a TEMP table (writable on a read-only connection) and one anti-join finds those
+        absent, without an index by seq that would cost every ingest and 5 % more disk."""
+        conn = self._conn
+        keys = dict(self._query("SELECT path, id FROM field_keys", ()))
+        missing = [row for row in rows if row[1] not in keys]
+        paths = {key: path for path, key in keys.items()}
+        opened = not conn.in_transaction  # inside verify's snapshot, or not
+        try:
+            if opened:
+                conn.execute("BEGIN")
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS glasslog_expected (key, value, time, seq)"
+            )
+            conn.execute("DELETE FROM temp.glasslog_expected")
+            conn.executemany(
+                "INSERT INTO temp.glasslog_expected VALUES (?, ?, ?, ?)",
+                [(keys[path], value, time, seq) for seq, path, value, time in rows if path in keys],
+            )
+            absent = conn.execute(
+                "SELECT x.seq, x.key, x.value, x.time FROM temp.glasslog_expected x WHERE NOT"
+                " EXISTS (SELECT 1 FROM main.fields f WHERE f.key = x.key AND f.value = x.value"
+                " AND f.time = x.time AND f.seq = x.seq)"
+            ).fetchall()
+            conn.execute("DELETE FROM temp.glasslog_expected")
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "reading the field index") from exc
+        finally:
+            if opened and conn.in_transaction:
+                conn.execute("COMMIT")
+        return missing + [(seq, paths[key], value, time) for seq, key, value, time in absent]
+
+    def field_count(self) -> int:
+        return int(self._query_one("SELECT count(*) FROM fields", ())[0])
+
+    def field_counts(self) -> Iterator[tuple[int, int]]:
+        yield from self._query("SELECT seq, count(*) FROM fields GROUP BY seq ORDER BY seq", ())
+
+    def repeated_field_paths(self) -> list[str]:
+        return [
+            str(path)
+            for (path,) in self._query(
+                "SELECT path FROM field_keys GROUP BY path HAVING count(*) > 1", ()
+            )
+        ]
+
+    def text_mismatches(self, start: int, texts: Sequence[str]) -> list[int]:
+        del start, texts  # no words per row: check_text_index compares them all with the bodies
+        return []
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: WAL keeps every read inside it at one moment."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+
+    def rollups(self) -> Iterator[tuple[str, int, str, int]]:
+        try:
+            yield from self._conn.execute("SELECT dim, hour, value, count FROM rollups")
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "reading rollups") from exc
+
+    def seq_blocks(self) -> dict[int, tuple[int, int]]:
+        return {
+            block: (low, high)
+            for block, low, high in self._query(
+                "SELECT block, min_time, max_time FROM seq_blocks", ()
+            )
+        }
+
+    def check_text_index(self) -> str | None:
+        """Run FTS5's integrity check of the full-text index against the bodies' words.
+
+        The index is contentless, so FTS5 can check it against content only through a
+        twin with external content: a TEMP full-text table whose content is a TEMP view
+        deriving each event's words from its body (``glasslog.derived.search_text``,
+        the function ingest indexed), over copies of the index's own tables. TEMP,
+        because the check is an INSERT: on the store it would need the write lock,
+        stall a concurrent ingest for the whole check and fail on a read-only copy.
+        Runs inside :meth:`snapshot`, whose end discards the twin. The check compares
+        checksums (see docs/ledger.md for what that leaves open).
+        """
+        conn = self._conn
+        try:
+            conn.create_function("glasslog_search_text", 1, _text_of, deterministic=True)
+            for statement in _FTS_TWIN:
+                conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "copying the full-text index") from exc
+        try:
+            conn.execute(
+                "INSERT INTO temp.glasslog_fts (glasslog_fts, rank) VALUES ('integrity-check', 1)"
+            )
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return None
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         row = self._query_one(
@@ -587,5 +756,8 @@ def write_rows(
         "INSERT INTO seq_blocks (block, min_time, max_time) VALUES (?, ?, ?)"
         " ON CONFLICT (block) DO UPDATE SET min_time = min(min_time, excluded.min_time),"
         " max_time = max(max_time, excluded.max_time)",
-        ((block, low, high) for block, (low, high) in seq_block_bounds(rows).items()),
+        (
+            (block, low, high)
+            for block, (low, high) in seq_block_bounds((r.seq, r.time_us) for r in rows).items()
+        ),
     )
