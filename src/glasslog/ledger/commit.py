@@ -378,7 +378,10 @@ builds it, made once; for lists of strings and ints, which never need a check.""
 
 
 def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
-    """Decode :func:`encode_commits`; raise ValueError for anything else."""
+    """Decode :func:`encode_commits`; raise ValueError for anything else.
+
+    On verification's hot path (every event): one pass, plain loops, no generators.
+    """
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -391,13 +394,17 @@ def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
         if type(item) is not list or not item:
             raise ValueError("each stored commitment must be a non-empty array")
         if len(item) >= 3 and type(item[-1]) is int and type(item[-2]) is int:
-            path, span = item[:-2], (item[-2], item[-1])
+            path = tuple(item[:-2])
+            spans.append((item[-2], item[-1]))
         else:
-            path, span = item, None
-        if not path or not all(type(key) is str for key in path):
+            path = tuple(item)
+            spans.append(None)
+        for key in path:
+            if type(key) is not str:
+                raise ValueError("a stored commitment path must be non-empty strings")
+        if not path:
             raise ValueError("a stored commitment path must be non-empty strings")
-        paths.append(tuple(path))
-        spans.append(span)
+        paths.append(path)
     return paths, spans
 
 
