@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import shutil
 import sqlite3
@@ -311,6 +312,9 @@ def _sizes(data: Path, store: str | None) -> tuple[int, int]:
 
 
 def main() -> None:
+    # The runs without the recheck warn each time (Log.search(unsafe_trust_indexes=True)):
+    # measured on purpose here, so not printed.
+    logging.getLogger("glasslog").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--baseline-events", type=int, default=1_000_000)

@@ -26,6 +26,8 @@ import click
 from click.core import ParameterSource
 
 from glasslog import __version__
+from glasslog.access.policy import PolicyError, explain, load_policy
+from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
 from glasslog.display import duration, pointed, printable
@@ -260,6 +262,12 @@ def init(data: Path, store: str | None, origin: str | None, as_json: bool) -> No
         )
     if created:
         click.echo(f"initialised {data} (keep {data / 'signing.key'} secret)", err=True)
+    if done.policy_written:
+        click.echo(
+            f"wrote the read policy {DataDir(data).policy_file} (one admin role; "
+            "`glasslog policy explain admin`)",
+            err=True,
+        )
 
 
 class _IngestStatus:
@@ -547,6 +555,81 @@ def verify(
         _emit(summary, compact=True)
     else:
         click.echo(report.summary())
+
+
+def _committed(data: Path) -> tuple[tuple[str, ...], ...]:
+    """The log's extra committed fields (``[ledger] commit``), when its directory exists."""
+    if not (data / CONFIG_NAME).exists():
+        return ()
+    return DataDir(data).config().ledger.commit
+
+
+def _policy_path(data: Path, policy: Path | None) -> Path:
+    return policy if policy is not None else DataDir(data).policy_file
+
+
+policy_option = click.option(
+    "--policy",
+    "policy",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GLASSLOG_POLICY",
+    default=None,
+    help="The read policy (env: GLASSLOG_POLICY; default: DIR/policy.toml).",
+)
+
+
+@main.group()
+def policy() -> None:
+    """Check and explain the read policy (docs/access.md)."""
+
+
+@policy.command("check")
+@data_option
+@policy_option
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def policy_check(data: Path, policy: Path | None, file: Path | None, as_json: bool) -> None:
+    """Validate a policy: exit 0, or 2 with every problem, each with its line and fix.
+
+    FILE defaults to --policy, then DIR/policy.toml. JSON: {"valid", "roles", "problems"}.
+    """
+    path = file or _policy_path(data, policy)
+    try:
+        loaded = load_policy(path, committed=_committed(data))
+    except PolicyError as exc:
+        if as_json:
+            _emit({"valid": False, "roles": [], "problems": exc.problems}, compact=True)
+        else:
+            for problem in exc.problems:
+                click.echo(f"glasslog: error: {printable(problem)}", err=True)
+        sys.exit(2)
+    names = sorted(loaded.roles)
+    if as_json:
+        _emit({"valid": True, "roles": names, "problems": []}, compact=True)
+    else:
+        click.echo(printable(f"{path}: valid: {len(names)} role{'s' * (len(names) != 1)} "
+                             f"({', '.join(names)})"))  # fmt: skip
+
+
+@policy.command("explain")
+@data_option
+@policy_option
+@click.argument("role")
+def policy_explain(data: Path, policy: Path | None, role: str) -> None:
+    """Say in plain words what ROLE can and cannot see and do."""
+    path = _policy_path(data, policy)
+    try:
+        loaded = load_policy(path, committed=_committed(data))
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"glasslog: error: {printable(problem)}", err=True)
+        sys.exit(2)
+    found = loaded.roles.get(role)
+    if found is None:
+        _fail(f"{path} defines no role {role!r}; its roles are: {', '.join(sorted(loaded.roles))}")
+        return
+    for line in explain(found).splitlines():  # printable() would escape the newlines
+        click.echo(printable(line))
 
 
 @main.command()

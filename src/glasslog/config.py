@@ -18,6 +18,8 @@ Sections (each documented in the page named)::
     card_number = "redact"
     [ingest]                     docs/events.md
     max_line_bytes = 1048576     longest input line read; longer ones are skipped unread
+    [ledger]                     docs/ledger.md
+    commit = ["/context/host"]   extra fields committed (maskable by a policy), JSON Pointers
 
 Adding a section: a field on :class:`Config` and a function that turns the
 section's :class:`_Table` into that field's value, both named after the section,
@@ -36,8 +38,10 @@ from typing import Any, cast
 
 from glasslog.access.redact import Action, ScrubConfig, ScrubRule
 from glasslog.errors import ConfigError
+from glasslog.ledger.commit import DEFAULT_SENSITIVE, parse_pointer, show_pointer
+from glasslog.ledger.commit import Path as FieldPath
 
-__all__ = ["CONFIG_NAME", "Config", "IngestConfig", "load"]
+__all__ = ["CONFIG_NAME", "Config", "IngestConfig", "LedgerConfig", "load"]
 
 CONFIG_NAME = "glasslog.toml"
 
@@ -56,11 +60,21 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """``[ledger]``: what goes into leaves as salted commitments besides the defaults."""
+
+    commit: tuple[FieldPath, ...] = ()
+    """Extra committed fields (one or two keys deep), for events ingested from now on.
+    A read policy may mask or hide only committed fields (docs/access.md)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Every section of ``glasslog.toml``, each with its defaults when absent."""
 
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
 
 
 class _Table:
@@ -193,7 +207,37 @@ def _ingest(table: _Table) -> IngestConfig:
     return IngestConfig() if max_line_bytes is None else IngestConfig(max_line_bytes)
 
 
-_SECTIONS: dict[str, Callable[[_Table], Any]] = {"scrub": _scrub, "ingest": _ingest}
+def _ledger(table: _Table) -> LedgerConfig:
+    """``[ledger]``: extra committed fields, as JSON Pointers one or two keys deep."""
+    paths: list[FieldPath] = []
+    for index, text in enumerate(table.strings("commit")):
+        try:
+            path = parse_pointer(text)
+        except ValueError as exc:
+            raise table.error(f"commit[{index}]", str(exc)) from None
+        if len(path) > 2:
+            raise table.error(
+                f"commit[{index}]",
+                f"{text}: commitments cover whole fields at most two keys deep; commit "
+                f"{show_pointer(path[:2])} instead",
+            )
+        if path[0] == "metadata" or path in DEFAULT_SENSITIVE:
+            raise table.error(f"commit[{index}]", f"{text} is committed already; remove it")
+        if path[0] in ("id", "time", "received", "service", "action", "outcome"):
+            raise table.error(
+                f"commit[{index}]",
+                f"{text} is indexed in clear for every query and cannot be committed",
+            )
+        paths.append(path)
+    table.done()
+    return LedgerConfig(tuple(paths))
+
+
+_SECTIONS: dict[str, Callable[[_Table], Any]] = {
+    "scrub": _scrub,
+    "ingest": _ingest,
+    "ledger": _ledger,
+}
 """Section name → its reader; the name is also the :class:`Config` field it fills."""
 
 

@@ -42,6 +42,7 @@ FINGERPRINT_KEY = "fingerprint.key"
 VKEY = "log.vkey"
 LOCK = "writer.lock"
 CHECKPOINT = "checkpoint.json"
+POLICY = "policy.toml"
 
 
 def default_origin() -> str:
@@ -306,3 +307,19 @@ class DataDir:
     def config(self) -> Config:
         """The settings in ``glasslog.toml`` here, validated; defaults when there is no file."""
         return load(self.path / CONFIG_NAME)
+
+    @property
+    def policy_file(self) -> Path:
+        """The read policy, unless ``--policy`` or ``GLASSLOG_POLICY`` names another."""
+        return self.path / POLICY
+
+    def write_default_policy(self, text: str) -> bool:
+        """Write ``text`` as the policy (0600) unless one exists; True if it was written.
+
+        An existing policy is never replaced: running ``init`` again must not undo an
+        operator's roles.
+        """
+        if self.policy_file.exists():
+            return False
+        _write_atomically(self.policy_file, text)
+        return True

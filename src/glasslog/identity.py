@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from glasslog.access.policy import DEFAULT_POLICY
 from glasslog.datadir import DataDir, RecordedCheckpoint, private_directory
 from glasslog.errors import ConfigError, IntegrityError, NoteError, NotFoundError, ProofError
 from glasslog.ledger import merkle
@@ -172,6 +173,8 @@ class Initialised:
     """True when this call made the data directory's keys."""
     upgraded_from: int | None
     """The store schema version migrated from, if the store was upgraded."""
+    policy_written: bool = False
+    """True when this call wrote the default read policy."""
 
 
 def initialise(data: Path, *, store: str | None, origin: str | None) -> Initialised:
@@ -224,7 +227,13 @@ def initialise(data: Path, *, store: str | None, origin: str | None) -> Initiali
         bound = opened.bind_identity(signer.vkey)
         if bound != signer.vkey:  # another init bound it between our check and our insert
             raise _another_log(where, bound, signer.vkey, data)
-        return Initialised(signer=signer, created=created, upgraded_from=opened.upgraded_from)
+        written = datadir.write_default_policy(DEFAULT_POLICY)
+        return Initialised(
+            signer=signer,
+            created=created,
+            upgraded_from=opened.upgraded_from,
+            policy_written=written,
+        )
     finally:
         opened.close()
 

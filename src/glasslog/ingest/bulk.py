@@ -344,7 +344,9 @@ def ingest_lines(
     """
     datadir.require()
     config = datadir.config()
-    settings = dataclasses.replace(settings, scrub=config.scrub)
+    settings = dataclasses.replace(
+        settings, scrub=config.scrub, sensitive=(*settings.sensitive, *config.ledger.commit)
+    )
     key = datadir.fingerprint_key()
     signer = datadir.signer()
     source = _Input(stream, min(settings.batch_size, CHUNK_LINES), config.ingest.max_line_bytes)

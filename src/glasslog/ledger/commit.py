@@ -31,6 +31,7 @@ This module is pure: no I/O, no randomness. The caller draws the salts
 from __future__ import annotations
 
 import json
+import re
 from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
@@ -55,6 +56,8 @@ __all__ = [
     "leaf_bytes",
     "leaf_from_body",
     "leaf_object",
+    "parse_pointer",
+    "show_pointer",
 ]
 
 SALT_BYTES: Final = 16
@@ -426,6 +429,26 @@ def decode_paths(text: str) -> list[Path]:
             'stored paths must be a JSON array of non-empty arrays of strings, such as [["reason"]]'
         )
     return [tuple(path) for path in data]
+
+
+def parse_pointer(text: str) -> Path:
+    """An RFC 6901 JSON Pointer's tokens (``~1`` is ``/``, ``~0`` is ``~``); ValueError."""
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} is not a JSON Pointer; it starts with '/', as /actor/email")
+    tokens = text[1:].split("/")
+    for token in tokens:
+        if token == "":
+            raise ValueError(f"{text!r} has an empty reference token; remove the doubled '/'")
+        if re.search(r"~(?![01])", token):
+            raise ValueError(
+                f"{text!r}: '~' must be escaped as ~0 (and '/' inside a key as ~1), RFC 6901"
+            )
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in tokens)
+
+
+def show_pointer(path: Path) -> str:
+    """``path`` as an RFC 6901 JSON Pointer: ``("actor", "email")`` is ``/actor/email``."""
+    return "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in path)
 
 
 def _show(path: Path) -> str:
