@@ -35,6 +35,7 @@ from glasslog.errors import GlasslogError, IntegrityError, QueryError
 from glasslog.identity import initialise
 from glasslog.ingest.bulk import Interrupted, Tally, ingest_lines, input_size
 from glasslog.ingest.pipeline import Settings
+from glasslog.ledger.commit import show_pointer
 from glasslog.ledger.note import Verifier
 from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, MISSING, Log
 from glasslog.query.language import MAX_SEQ
@@ -615,8 +616,13 @@ def policy_check(data: Path, policy: Path | None, file: Path | None, as_json: bo
 @data_option
 @policy_option
 @click.argument("role")
-def policy_explain(data: Path, policy: Path | None, role: str) -> None:
-    """Say in plain words what ROLE can and cannot see and do."""
+@json_option
+def policy_explain(data: Path, policy: Path | None, role: str, as_json: bool) -> None:
+    """Say in plain words what ROLE can and cannot see and do.
+
+    JSON: {"role", "permissions", "services", "actions", "categories", "environments"
+    (null: all), "max_age_seconds", "query", "mask", "hide", "explanation"}.
+    """
     path = _policy_path(data, policy)
     try:
         loaded = load_policy(path, committed=_committed(data))
@@ -627,6 +633,26 @@ def policy_explain(data: Path, policy: Path | None, role: str) -> None:
     found = loaded.roles.get(role)
     if found is None:
         _fail(f"{path} defines no role {role!r}; its roles are: {', '.join(sorted(loaded.roles))}")
+        return
+    if as_json:
+        _emit(
+            {
+                "role": found.name,
+                "permissions": sorted(found.permissions),
+                "services": list(found.services),
+                "actions": list(found.actions),
+                "categories": None if found.categories is None else list(found.categories),
+                "environments": None if found.environments is None else list(found.environments),
+                "max_age_seconds": None
+                if found.max_age is None
+                else int(found.max_age.total_seconds()),
+                "query": found.query,
+                "mask": [show_pointer(p) for p in found.mask],
+                "hide": [show_pointer(p) for p in found.hide],
+                "explanation": explain(found),
+            },
+            compact=True,
+        )
         return
     for line in explain(found).splitlines():  # printable() would escape the newlines
         click.echo(printable(line))

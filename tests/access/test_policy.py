@@ -250,6 +250,16 @@ def test_policy_check_and_explain_commands(tmp_path: Path) -> None:
     ]
     said = _glasslog("policy", "explain", "admin", "--data", str(data))
     assert said.returncode == 0 and said.stdout.startswith("Role admin:\n- may do everything")
+    (data / "policy.toml").write_text(EXAMPLE)
+    described = json.loads(
+        _glasslog("policy", "explain", "payments-dev", "--data", str(data), "--json").stdout
+    )
+    assert described["services"] == ["payments", "billing-*"]
+    assert described["categories"] == ["*"] and described["environments"] == ["prod", "staging"]
+    assert described["max_age_seconds"] == 30 * 86400
+    assert described["mask"] == ["/actor/email", "/source/ip", "/metadata/card"]
+    assert described["explanation"].startswith("Role payments-dev:")
+    (data / "policy.toml").write_text(DEFAULT_POLICY)
     unknown = _glasslog("policy", "explain", "nobody", "--data", str(data))
     assert (
         unknown.returncode == 1
