@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from glasslog.access.redact import ScrubConfig, ScrubRule
 from glasslog.config import CONFIG_NAME, Config, load
 from glasslog.datadir import DataDir
 from glasslog.errors import ConfigError
+from glasslog.ingest.scrub import ScrubConfig, ScrubRule
 from glasslog.testing import temporary_log
 
 ROOT = Path(__file__).parents[1]

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from glasslog.access.redact import Action, ScrubConfig, ScrubRule
 from glasslog.errors import ConfigError
+from glasslog.ingest.scrub import Action, ScrubConfig, ScrubRule
 from glasslog.ledger.commit import DEFAULT_SENSITIVE, parse_pointer, show_pointer
 from glasslog.ledger.commit import Path as FieldPath
 

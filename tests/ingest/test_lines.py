@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from glasslog.access.redact import Scrubber, ScrubConfig
 from glasslog.errors import EventError
 from glasslog.ingest.lines import NESTING_LIMIT, parse_line, scrub_messages
 from glasslog.ingest.pipeline import Preparer
+from glasslog.ingest.scrub import Scrubber, ScrubConfig
 from tests.ingest.conftest import CliLog, line, rejected
 
 # -- duplicate keys -----------------------------------------------------------------

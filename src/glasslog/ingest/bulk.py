@@ -53,11 +53,11 @@ from functools import partial
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
-from glasslog.access.redact import Scrubber
 from glasslog.datadir import DataDir
 from glasslog.errors import InputError
 from glasslog.ingest.lines import INTERNAL_ERROR, scrub_messages
 from glasslog.ingest.pipeline import Prepared, Preparer, Sequencer, Settings
+from glasslog.ingest.scrub import Scrubber
 from glasslog.store import open_store
 from glasslog.workers import worker_pool
 

@@ -38,9 +38,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
-from glasslog.access.redact import Path, Scrubber, format_path
 from glasslog.errors import EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits
+from glasslog.ingest.scrub import Path, Scrubber, format_path
 
 __all__ = ["INTERNAL_ERROR", "NESTING_LIMIT", "parse_line", "scrub_messages"]
 

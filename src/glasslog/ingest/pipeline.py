@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from glasslog.access.redact import DEFAULT_SCRUB, Scrubber, ScrubConfig
 from glasslog.datadir import DataDir, RecordedCheckpoint
 from glasslog.derived import columns, field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits, validate
 from glasslog.identity import check_history, check_signer
 from glasslog.ingest.lines import parse_line
+from glasslog.ingest.scrub import DEFAULT_SCRUB, Scrubber, ScrubConfig
 from glasslog.ledger.commit import (
     DEFAULT_SENSITIVE,
     SALT_BYTES,

@@ -794,11 +794,13 @@ class PostgresStore:
         return [
             int(seq)
             for (seq,) in self._query(
+                # The range on seq lets each partition's primary key serve the join;
+                # through event_keys every partition would be scanned for every range.
                 "SELECT t.seq FROM unnest(%s::bigint[], %s::text[]) AS t(seq, words)"
-                " LEFT JOIN event_keys k ON k.seq = t.seq"
-                " LEFT JOIN events e ON e.seq = k.seq AND e.time = k.time"
-                " WHERE e.tsv IS DISTINCT FROM t.words::tsvector ORDER BY t.seq",
-                (seqs, literals),
+                " LEFT JOIN (SELECT seq, tsv FROM events WHERE seq >= %s AND seq < %s) e"
+                " ON e.seq = t.seq WHERE e.tsv IS DISTINCT FROM t.words::tsvector"
+                " ORDER BY t.seq",
+                (seqs, literals, start, start + len(texts)),
             )
         ]
 

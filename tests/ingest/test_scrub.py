@@ -1,4 +1,4 @@
-"""Tests for glasslog.access.redact: secrets are replaced at ingest (docs/secrets.md).
+"""Tests for glasslog.ingest.scrub: secrets are replaced at ingest (docs/secrets.md).
 
 Token-shaped test values are assembled from pieces ("sk_" + "live_" …) so that no
 secret scanner mistakes this file for a leak.
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from glasslog.access import redact
-from glasslog.access.redact import Finding, Scrubber, ScrubConfig, ScrubRule, format_path
 from glasslog.errors import ConfigError
+from glasslog.ingest import scrub
+from glasslog.ingest.scrub import Finding, Scrubber, ScrubConfig, ScrubRule, format_path
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -786,7 +786,7 @@ def test_actions_accept_extra_key_kinds() -> None:
 def test_rule_gate_is_a_leading_literal_when_certain(pattern: str, gate: str | None) -> None:
     """A rule is gated by its folded leading literal only when every match must contain it."""
     expected = None if gate is None else re.escape(gate)
-    assert redact._rule_gate(ScrubRule("r", pattern)) == expected
+    assert scrub._rule_gate(ScrubRule("r", pattern)) == expected
 
 
 RULES = [
@@ -952,12 +952,12 @@ def test_odd_top_level_values_are_accepted() -> None:
 def test_too_deep_nesting_is_replaced_not_walked() -> None:
     """Data nested beyond the walk limit is replaced whole: what cannot be scanned is not stored."""
     deep: Any = JWT
-    for _ in range(redact._MAX_DEPTH + 5):
+    for _ in range(scrub._MAX_DEPTH + 5):
         deep = [deep]
     event = make_event(metadata={"deep": deep})
     findings = Scrubber().scrub(event)
     assert [f.kind for f in findings] == ["too_deep"]
-    assert len(findings[0].path) == redact._MAX_DEPTH + 1
+    assert len(findings[0].path) == scrub._MAX_DEPTH + 1
     assert JWT not in json.dumps(event)
 
 
@@ -1068,7 +1068,7 @@ def test_weak_or_wrong_fingerprint_key_is_refused(key: Any, message: str) -> Non
         ),
     ],
 )
-def test_format_path(path: redact.Path, text: str) -> None:
+def test_format_path(path: scrub.Path, text: str) -> None:
     """Paths render as JSONPath: dot shorthand for identifiers, quoted JSON strings otherwise."""
     assert format_path(path) == text
 
@@ -1243,7 +1243,7 @@ def test_gates_never_hide_a_detector_match(pieces: list[str]) -> None:
     """The gates are necessary conditions: gated scrubbing equals running every detector."""
     text = "".join(pieces)
     scrubber = Scrubber()
-    plan = redact._plan(ScrubConfig())
+    plan = scrub._plan(ScrubConfig())
     everything = plan.pattern(tuple(range(len(plan.detectors))))
     expected_findings: list[Finding] = []
     expected = scrubber._scan_text(text, everything, (), ("reason",), expected_findings)
@@ -1255,7 +1255,7 @@ def test_gates_never_hide_a_detector_match(pieces: list[str]) -> None:
 
 def test_gates_start_with_a_literal() -> None:
     """Every gate begins with a literal character, so re finds it with a substring search."""
-    for detector in redact._plan(ScrubConfig()).detectors:
+    for detector in scrub._plan(ScrubConfig()).detectors:
         for gate in detector.gates:
-            literal, _ = redact._leading_literal(gate)
+            literal, _ = scrub._leading_literal(gate)
             assert literal, gate

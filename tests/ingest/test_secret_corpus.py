@@ -1,6 +1,6 @@
 """The labelled secret corpus through the real ingest path: recall and false positives.
 
-Each corpus string (tests/access/secret_corpus.jsonl, made by secret_corpus.py) is
+Each corpus string (tests/ingest/secret_corpus.jsonl, made by secret_corpus.py) is
 placed in free text (``reason``, inside a sentence) and as an ordinary metadata value
 (``metadata.detail``), prepared by the real :class:`Preparer`, and looked for in the
 body that would be stored. The per-kind table in docs/secrets.md is this measurement.
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from glasslog.access import redact
-from glasslog.access.redact import Scrubber, ScrubConfig
+from glasslog.ingest import scrub
 from glasslog.ingest.pipeline import Preparer
-from tests.access import secret_corpus
-from tests.access.secret_corpus import PLACES, Entry, Outcome, outcome, placed, rates, report, run
+from glasslog.ingest.scrub import Scrubber, ScrubConfig
+from tests.ingest import secret_corpus
+from tests.ingest.secret_corpus import PLACES, Entry, Outcome, outcome, placed, rates, report, run
 
 KEY = bytes(range(32))
 ENTRIES = secret_corpus.load()
@@ -119,14 +119,14 @@ def test_recall_and_false_positives_meet_the_targets(outcomes: list[Outcome]) ->
 
 def test_every_built_in_value_kind_is_in_the_corpus() -> None:
     """Each value detector has labelled examples, so a broken pattern or gate fails a test."""
-    detector_kinds = {d.kind for d in redact._DETECTORS}
+    detector_kinds = {d.kind for d in scrub._DETECTORS}
     assert detector_kinds <= {e.kind for e in ENTRIES}
 
 
 def test_gated_scrubbing_equals_running_every_detector_on_the_corpus() -> None:
     """On every corpus string the gates select every detector that matches."""
     scrubber = Scrubber()
-    plan = redact._plan(ScrubConfig())
+    plan = scrub._plan(ScrubConfig())
     everything = plan.pattern(tuple(range(len(plan.detectors))))
     for index, entry in enumerate(ENTRIES):
         for place in PLACES:

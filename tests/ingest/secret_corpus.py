@@ -1,4 +1,4 @@
-"""The labelled secret corpus: how tests/access/secret_corpus.jsonl is made, and how it is read.
+"""The labelled secret corpus: how tests/ingest/secret_corpus.jsonl is made, and how it is read.
 
 Every secret is synthetic but has its format's real shape: vendor prefixes and
 lengths, GitHub's and npm's CRC32 checksum, Luhn check digits on cards, the
@@ -10,8 +10,8 @@ One JSON object per line: ``text`` (the string as it would appear), ``kind`` (th
 kind the scrubber must report, or null for a look-alike), ``secret`` (the part that
 must not be stored, when it is not the whole text) and ``group`` (the format or
 look-alike family, for the report). Regenerate after a change here with
-``python -m tests.access.secret_corpus`` (deterministic); print the recall and
-false-positive table of docs/secrets.md with ``python -m tests.access.secret_corpus --report``.
+``python -m tests.ingest.secret_corpus`` (deterministic); print the recall and
+false-positive table of docs/secrets.md with ``python -m tests.ingest.secret_corpus --report``.
 
 The file keeps secret scanners from mistaking it for a leak the way the tests
 do with their token pieces: in every secret, the first four characters are written

@@ -1,0 +1,195 @@
+"""What a principal's roles let it see: scope as a query, field rules as a view.
+
+Pure functions over the policy and the query AST, used by the enforcement point
+(:mod:`glasslog.access.enforce`), so that no read path builds SQL or filters events on
+its own:
+
+* :func:`scope_node` turns a role's scope (services, actions, categories,
+  environments, ``max_age``, ``query``) into a query node that is ANDed into every
+  read; with several roles, an event is visible when any role's scope includes it.
+* :func:`restrict` rewrites a query so that a term on a field can only match events
+  in whose role's view that field is in clear: a role that masks ``/actor/email``
+  finds nothing with ``actor.email:x@y``, though another role of the same principal
+  that shows it may.
+* :func:`view` applies the field rules to one event: a field is in clear when a role
+  whose scope includes the event shows it, masked (its commitment) when such a role
+  masks it, and left out when every such role hides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from glasslog.access.policy import Role
+from glasslog.ledger.commit import COMMIT_KEY, Path, commitment
+from glasslog.query.language import (
+    And,
+    Compare,
+    Everything,
+    Has,
+    Match,
+    Node,
+    Not,
+    Or,
+    Text,
+    parse,
+)
+
+__all__ = ["NOTHING", "FieldRule", "restrict", "rule_of", "scope_node", "view"]
+
+NOTHING: Final[Node] = Not(Everything())
+"""Matches no event: the scope of a role that lists no service or action."""
+
+FieldRule = str
+"""``"clear"``, ``"mask"`` or ``"hide"``."""
+
+
+def all_of(nodes: Iterable[Node]) -> Node:
+    """The AND of ``nodes``, flattened as the parser builds it (Everything drops out)."""
+    flat: list[Node] = []
+    for node in nodes:
+        if isinstance(node, Everything):
+            continue
+        if node == NOTHING:
+            return NOTHING
+        flat.extend(node.nodes if isinstance(node, And) else (node,))
+    if not flat:
+        return Everything()
+    return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def any_of(nodes: Iterable[Node]) -> Node:
+    """The OR of ``nodes``, flattened (NOTHING drops out, Everything wins)."""
+    flat: list[Node] = []
+    for node in nodes:
+        if isinstance(node, Everything):
+            return Everything()
+        if node == NOTHING:
+            continue
+        flat.extend(node.nodes if isinstance(node, Or) else (node,))
+    if not flat:
+        return NOTHING
+    return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+
+def _globs(field: str, globs: Sequence[str] | None) -> Node:
+    if globs is None or "*" in globs:
+        return Everything()
+    return any_of(Match(field, glob, wildcard="*" in glob) for glob in globs)
+
+
+def scope_node(role: Role, *, now: datetime) -> Node:
+    """The events ``role`` may see, as a query node (``now`` anchors ``max_age``)."""
+    parts: list[Node] = [
+        _globs("service", role.services),
+        _globs("action", role.actions),
+        _globs("category", role.categories),
+        _globs("environment", role.environments),
+    ]
+    if not role.services or not role.actions:
+        return NOTHING
+    if role.max_age is not None:
+        parts.append(Compare("time", ">=", now - role.max_age))
+    if role.query:
+        parts.append(parse(role.query, now=now))
+    return all_of(parts)
+
+
+def _field_path(field: str) -> Path:
+    return tuple(field.split("."))
+
+
+def rule_of(role: Role, path: Path) -> FieldRule:
+    """How ``role`` shows the field at ``path`` (a query field's dotted path, split).
+
+    A rule on a field covers what is inside it (``/metadata`` masks every metadata
+    key; ``/metadata/db`` masks ``metadata.db.table``).
+    """
+    for pointer in role.hide:
+        if path[: len(pointer)] == pointer:
+            return "hide"
+    for pointer in role.mask:
+        if path[: len(pointer)] == pointer:
+            return "mask"
+    return "clear"
+
+
+def _has_rules(role: Role) -> bool:
+    return bool(role.mask or role.hide)
+
+
+def restrict(node: Node, roles: Sequence[Role], scopes: Sequence[Node]) -> Node:
+    """Rewrite ``node`` so that no term matches a value its event's roles do not show.
+
+    A term on a field becomes "the term, within the scope of a role that shows the
+    field in clear" (the OR over such roles); free text, which may match any field,
+    is allowed only within the scope of roles that mask and hide nothing. Negation
+    and the connectives are kept, so ``-actor.email:x`` holds for an event whose
+    email the role cannot see (in its view the email is not x).
+    """
+    if isinstance(node, (Match, Compare, Has)):
+        path = _field_path(node.field)
+        allowed = [s for r, s in zip(roles, scopes, strict=True) if rule_of(r, path) == "clear"]
+        if len(allowed) == len(roles):
+            return node
+        return all_of((node, any_of(allowed)))
+    if isinstance(node, Text):
+        allowed = [s for r, s in zip(roles, scopes, strict=True) if not _has_rules(r)]
+        if len(allowed) == len(roles):
+            return node
+        return all_of((node, any_of(allowed)))
+    if isinstance(node, Not):
+        inner = restrict(node.node, roles, scopes)
+        if isinstance(inner, Everything):
+            return NOTHING
+        return Not(inner) if not isinstance(inner, Not) else inner.node
+    if isinstance(node, And):
+        return all_of(restrict(n, roles, scopes) for n in node.nodes)
+    if isinstance(node, Or):
+        return any_of(restrict(n, roles, scopes) for n in node.nodes)
+    return node
+
+
+def view(
+    event: dict[str, Any],
+    rules: Sequence[Role],
+    committed: dict[Path, bytes],
+) -> tuple[dict[str, Any], dict[Path, str], dict[Path, str]]:
+    """The event as the roles ``rules`` (those whose scope includes it) show it.
+
+    ``committed`` maps each committed path of the stored event to its salt. Returns
+    the view, the masked paths with their commitment, and the hidden paths with their
+    commitment (evidence puts those back to rebuild the leaf). A rule names a
+    committed field (the policy guarantees it), so the view is always the stored
+    event with some committed values replaced by commitments or left out.
+    """
+    out: dict[str, Any] = dict(event)
+    masked: dict[Path, str] = {}
+    hidden: dict[Path, str] = {}
+    for path, salt in committed.items():
+        shown = [rule_of(role, path) for role in rules]
+        if "clear" in shown:
+            continue
+        parent: dict[str, Any] = out
+        if len(path) == 2:
+            inner = out.get(path[0])
+            if not isinstance(inner, dict):
+                continue
+            parent = out[path[0]] = dict(inner)
+        value = parent.get(path[-1])
+        if value is None and path[-1] not in parent:
+            continue
+        sealed = (
+            value[COMMIT_KEY]
+            if isinstance(value, dict) and set(value) == {COMMIT_KEY}
+            else commitment(salt, value)
+        )
+        if "mask" in shown:
+            parent[path[-1]] = {COMMIT_KEY: sealed}
+            masked[path] = sealed
+        else:
+            del parent[path[-1]]
+            hidden[path] = sealed
+    return out, masked, hidden
