@@ -23,7 +23,7 @@ from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
 from glasslog.query.language import MAX_SEQ, Match, Node, Or, parse, resolve_field
 from glasslog.query.match import matches
-from glasslog.query.plan import Compiled, compile_query
+from glasslog.query.plan import compile_query
 from glasslog.store import open_store, searcher_for
 from glasslog.store.base import (
     Store,
@@ -255,14 +255,6 @@ class Log:
 
     # -- queries (docs/query.md) ---------------------------------------------------
 
-    def _plan(self, query: str, now: datetime | None) -> tuple[Node, Compiled]:
-        """The parsed query and its SQL: a recheck must test the very query that ran."""
-        node = parse(query, now=now or datetime.now(UTC))
-        return node, compile_query(node, dialect=self._search.dialect)
-
-    def _compile(self, query: str, now: datetime | None) -> Compiled:
-        return self._plan(query, now)[1]
-
     def _recheck(self, node: Node, rows: list[Row]) -> tuple[list[dict[str, Any]], list[int]]:
         """The events of ``rows`` whose body matches ``node``, and the seqs of the others.
 
@@ -304,13 +296,37 @@ class Log:
         ``unsafe_trust_indexes=True`` skips the recheck and logs a warning: it exists
         to measure what the recheck costs (bench/query.py), never to show results.
         """
+        node = parse(query, now=now or datetime.now(UTC))
+        return self.search_node(
+            node,
+            bind=query,
+            limit=limit,
+            sort=sort,
+            cursor=cursor,
+            unsafe_trust_indexes=unsafe_trust_indexes,
+        )
+
+    def search_node(
+        self,
+        node: Node,
+        *,
+        bind: str,
+        limit: int = 50,
+        sort: str = "-time",
+        cursor: str | None = None,
+        unsafe_trust_indexes: bool = False,
+    ) -> Page:
+        """:meth:`search` of a parsed query; cursors are bound to ``bind`` (the query's
+        text, and for a principal its identity: one reader's cursor is refused to another).
+        """
         if sort not in ("-time", "time"):
             raise ConfigError(
                 f"sort must be 'time' (oldest first) or '-time' (newest first), not {sort!r}"
             )
         if not 1 <= limit <= MAX_PAGE:
             raise ConfigError(f"a page holds 1 to {MAX_PAGE} events; got {limit}")
-        node, plan = self._plan(query, now)
+        query = bind
+        plan = compile_query(node, dialect=self._search.dialect)
         after = _decode_cursor(cursor, query, sort) if cursor else None
         rows, end = self._search.page(plan, size=limit, ascending=sort == "time", after=after)
         next_cursor = _encode_cursor(end, query, sort) if end is not None else None
@@ -324,7 +340,11 @@ class Log:
 
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events match (exact up to ``cap``, then an estimate)."""
-        n, exact = self._search.count(self._compile(query, now), cap=cap)
+        return self.count_node(parse(query, now=now or datetime.now(UTC)), cap=cap)
+
+    def count_node(self, node: Node, *, cap: int = COUNT_CAP) -> Count:
+        """:meth:`count` of a parsed query."""
+        n, exact = self._search.count(compile_query(node, dialect=self._search.dialect), cap=cap)
         return Count(n, exact)
 
     def count_by(
@@ -335,12 +355,22 @@ class Log:
         Events that lack the field count under the value :data:`MISSING`; an explicit
         JSON ``null`` is the value ``None``.
         """
+        return self.count_by_node(parse(query, now=now or datetime.now(UTC)), field, top=top)
+
+    def count_by_node(self, node: Node, field: str, *, top: int = 10) -> list[tuple[Any, int]]:
+        """:meth:`count_by` of a parsed query."""
         path = resolve_field(field)
-        return self._search.count_by(self._compile(query, now), path, top=top)
+        plan = compile_query(node, dialect=self._search.dialect)
+        return self._search.count_by(plan, path, top=top)
 
     def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
         """Matches per time bucket; the bucket size adapts to the window (≤ 100 buckets)."""
-        size, _, buckets = self._search.histogram(self._compile(query, now))
+        return self.histogram_node(parse(query, now=now or datetime.now(UTC)))
+
+    def histogram_node(self, node: Node) -> Histogram:
+        """:meth:`histogram` of a parsed query."""
+        plan = compile_query(node, dialect=self._search.dialect)
+        size, _, buckets = self._search.histogram(plan)
         return Histogram(
             bucket_seconds=size / 1e6,
             buckets=[(_format_us(start), n) for start, n in buckets],

@@ -37,7 +37,7 @@ from glasslog.query.language import (
     parse,
 )
 
-__all__ = ["NOTHING", "FieldRule", "restrict", "rule_of", "scope_node", "view"]
+__all__ = ["NOTHING", "FieldRule", "restrict", "rule_of", "scope_node", "view", "widen"]
 
 NOTHING: Final[Node] = Not(Everything())
 """Matches no event: the scope of a role that lists no service or action."""
@@ -152,44 +152,97 @@ def restrict(node: Node, roles: Sequence[Role], scopes: Sequence[Node]) -> Node:
     return node
 
 
+def _unsafe(node: Node, roles: Sequence[Role]) -> bool:
+    """Whether a term's truth in some role's view may differ from its truth on the event."""
+    if isinstance(node, Text):
+        return any(_has_rules(r) for r in roles)
+    if isinstance(node, (Match, Compare, Has)):
+        path = _field_path(node.field)
+        return any(rule_of(r, path) != "clear" for r in roles)
+    return False
+
+
+def widen(node: Node, roles: Sequence[Role], *, positive: bool = True) -> Node:
+    """A query that finds at least every event whose view matches ``node`` (for SQL).
+
+    The store evaluates queries on the stored values; the principal's view lacks the
+    masked ones. A term on such a value is kept where it can only narrow the search to
+    more than the view would find (a positive position: the view never matches a
+    value it lacks) and dropped where it would exclude events the view keeps (under a
+    negation: ``-actor.email:x`` must not hide the events whose unseen email is x).
+    The results are then matched against each event's view, exactly.
+    """
+    if isinstance(node, Not):
+        inner = widen(node.node, roles, positive=not positive)
+        if isinstance(inner, Everything):
+            return NOTHING
+        if inner == NOTHING:
+            return Everything()
+        return Not(inner)
+    if isinstance(node, And):
+        return all_of(widen(n, roles, positive=positive) for n in node.nodes)
+    if isinstance(node, Or):
+        return any_of(widen(n, roles, positive=positive) for n in node.nodes)
+    if _unsafe(node, roles):
+        return node if positive else NOTHING
+    return node
+
+
 def view(
     event: dict[str, Any],
     rules: Sequence[Role],
     committed: dict[Path, bytes],
-) -> tuple[dict[str, Any], dict[Path, str], dict[Path, str]]:
+) -> tuple[dict[str, Any], dict[Path, str], dict[Path, str | None]]:
     """The event as the roles ``rules`` (those whose scope includes it) show it.
 
     ``committed`` maps each committed path of the stored event to its salt. Returns
     the view, the masked paths with their commitment, and the hidden paths with their
-    commitment (evidence puts those back to rebuild the leaf). A rule names a
-    committed field (the policy guarantees it), so the view is always the stored
-    event with some committed values replaced by commitments or left out.
+    commitment (evidence puts those back to rebuild the leaf). A field a rule names
+    that this event did not commit (ingested before ``[ledger] commit`` named it) has
+    no commitment to show: it is left out, and its hidden entry is None.
     """
     out: dict[str, Any] = dict(event)
     masked: dict[Path, str] = {}
-    hidden: dict[Path, str] = {}
-    for path, salt in committed.items():
+    hidden: dict[Path, str | None] = {}
+    for path in _candidates(event, rules, committed):
         shown = [rule_of(role, path) for role in rules]
         if "clear" in shown:
             continue
         parent: dict[str, Any] = out
         if len(path) == 2:
             inner = out.get(path[0])
-            if not isinstance(inner, dict):
+            if not isinstance(inner, dict) or path[1] not in inner:
                 continue
             parent = out[path[0]] = dict(inner)
-        value = parent.get(path[-1])
-        if value is None and path[-1] not in parent:
+        elif path[0] not in parent:
             continue
-        sealed = (
-            value[COMMIT_KEY]
-            if isinstance(value, dict) and set(value) == {COMMIT_KEY}
-            else commitment(salt, value)
-        )
-        if "mask" in shown:
+        value = parent[path[-1]]
+        salt = committed.get(path)
+        sealed: str | None
+        if isinstance(value, dict) and set(value) == {COMMIT_KEY}:
+            sealed = value[COMMIT_KEY]  # erased or masked already: the commitment itself
+        elif salt is not None:
+            sealed = commitment(salt, value)
+        else:
+            sealed = None
+        if "mask" in shown and sealed is not None:
             parent[path[-1]] = {COMMIT_KEY: sealed}
             masked[path] = sealed
         else:
             del parent[path[-1]]
             hidden[path] = sealed
     return out, masked, hidden
+
+
+def _candidates(
+    event: dict[str, Any], rules: Sequence[Role], committed: dict[Path, bytes]
+) -> list[Path]:
+    """Every path a rule may apply to: the committed ones, and those the rules name."""
+    paths: dict[Path, None] = dict.fromkeys(committed)
+    for role in rules:
+        for pointer in (*role.mask, *role.hide):
+            if len(pointer) == 1 and isinstance(event.get(pointer[0]), dict):
+                paths.update(dict.fromkeys((pointer[0], key) for key in event[pointer[0]]))
+            else:
+                paths[pointer] = None
+    return list(paths)

@@ -1,0 +1,232 @@
+"""The one enforcement point: every read by a principal goes through :class:`Reader`.
+
+A :class:`Reader` holds a :class:`~glasslog.log.Log` and a :class:`Principal`. Each
+operation (search, get, trace, count, count by, histogram)
+
+1. refuses what the principal's permissions do not allow (:class:`AccessDenied`);
+2. ANDs the principal's scope into the parsed query (:mod:`glasslog.access.scope`),
+   so an out-of-scope event never reaches a page, a count, a histogram or a trace;
+3. for aggregations, rewrites terms on fields a role cannot see so that they match
+   nothing there, and refuses what cannot be computed exactly without seeing the
+   values (free text for a principal whose roles mask fields, count-by on a masked
+   field);
+4. for events it returns, rebuilds the principal's view (masked fields as their
+   commitment, hidden fields left out) and checks the query against that view, so a
+   search never matches on a value the principal cannot see.
+
+No read path builds SQL or filters events on its own: the CLI and the HTTP service
+call this class, and the owner of the data directory (no principal) uses the Log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from glasslog.access.policy import Role
+from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, view, widen
+from glasslog.errors import GlasslogError, NotFoundError
+from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits
+from glasslog.log import COUNT_CAP, Count, Histogram, Log, Page, Timeline
+from glasslog.query.language import Match, Node, Or, Text, parse, resolve_field
+from glasslog.query.match import matches
+from glasslog.store.base import StoredEvent, event_of
+
+__all__ = ["AccessDenied", "Principal", "Reader"]
+
+
+class AccessDenied(GlasslogError):
+    """The principal's roles do not allow this operation (or this query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who reads: an API key or an OIDC subject, with the roles it holds right now."""
+
+    id: str
+    name: str
+    kind: str
+    """``"service"`` (an API key) or ``"user"`` (a person, through OIDC)."""
+    roles: tuple[Role, ...]
+    grants: tuple[str, ...] = field(default=())
+    """Ids of the break-glass grants that add roles now (recorded with each read)."""
+
+
+def _walk(node: Node) -> list[Node]:
+    out = [node]
+    for child in getattr(node, "nodes", ()) or ((node.node,) if hasattr(node, "node") else ()):
+        out.extend(_walk(child))
+    return out
+
+
+class Reader:
+    """Reads of one log by one principal, each one scoped, masked and checked."""
+
+    def __init__(self, log: Log, principal: Principal, *, now: datetime | None = None) -> None:
+        self.log = log
+        self.principal = principal
+        self._now = now
+
+    # -- the rules ---------------------------------------------------------------
+
+    def _now_or_clock(self) -> datetime:
+        return self._now or datetime.now(UTC)
+
+    def _require(self, permission: str) -> list[Role]:
+        """The principal's roles that allow ``permission``; refuse when none does."""
+        roles = [r for r in self.principal.roles if r.may(permission)]
+        if not roles:
+            held = sorted({p for r in self.principal.roles for p in r.permissions})
+            raise AccessDenied(
+                f"{self.principal.name} may not {permission}: its roles "
+                f"({', '.join(r.name for r in self.principal.roles) or 'none'}) allow "
+                f"{', '.join(held) or 'nothing'}"
+            )
+        return roles
+
+    def _scoped(
+        self, permission: str, query: str, *, aggregate: bool = False
+    ) -> tuple[Node, Node, list[Role], list[Node]]:
+        """(the query as parsed, the node to run, the roles, their scopes)."""
+        roles = self._require(permission)
+        now = self._now_or_clock()
+        node = parse(query, now=now)
+        scopes = [scope_node(r, now=now) for r in roles]
+        if aggregate:
+            if any(isinstance(n, Text) for n in _walk(node)) and any(
+                r.mask or r.hide for r in roles
+            ):
+                raise AccessDenied(
+                    "free text cannot be counted for a role that masks fields: the words "
+                    "of masked values would be counted. Search instead, or count by fields"
+                )
+            run = all_of((restrict(node, roles, scopes), any_of(scopes)))
+        else:  # every result is matched against its view afterwards
+            run = all_of((widen(node, roles), any_of(scopes)))
+        return node, run, roles, scopes
+
+    def _bind(self, query: str) -> str:
+        """What a cursor is bound to: the query, and who reads."""
+        return f"{self.principal.id}\0{query}"
+
+    def _shown(
+        self,
+        event: dict[str, Any],
+        stored: StoredEvent,
+        roles: Sequence[Role],
+        scopes: Sequence[Node],
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(the principal's view, the same with masked values removed: what queries see),
+        or None when no role's scope includes the event."""
+        seq = stored.seq
+        including = [r for r, s in zip(roles, scopes, strict=True) if matches(s, event, seq=seq)]
+        if not including:
+            return None
+        paths, _ = decode_commits(stored.commits)
+        salts = {
+            path: stored.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+            for i, path in enumerate(paths)
+        }
+        shown, masked, _ = view(event, including, salts)
+        visible = _without(shown, masked)
+        return shown, visible
+
+    # -- reads -------------------------------------------------------------------
+
+    def search(
+        self, query: str, *, limit: int = 50, sort: str = "-time", cursor: str | None = None
+    ) -> Page:
+        """A page of the matching events the principal may see, as it may see them."""
+        node, run, roles, scopes = self._scoped("search", query)
+        page = self.log.search_node(
+            run, bind=self._bind(query), limit=limit, sort=sort, cursor=cursor
+        )
+        events = []
+        for event in page.events:
+            seq = event.pop("seq")
+            stored = self.log.store.get(seq)
+            shown = self._shown(event, stored, roles, scopes)
+            if shown is not None and matches(node, shown[1], seq=seq):
+                events.append({"seq": seq, **shown[0]})
+        return Page(events, page.cursor, page.outside, page.mismatched)
+
+    def get(self, key: str) -> dict[str, Any]:
+        """One event as the principal may see it; "not found" when it may not see it."""
+        roles = self._require("get")
+        now = self._now_or_clock()
+        scopes = [scope_node(r, now=now) for r in roles]
+        try:
+            stored = self.log.find(key)
+        except NotFoundError:
+            raise _not_found(key) from None
+        event = event_of(stored)
+        shown = self._shown(event, stored, roles, scopes)
+        if shown is None:
+            raise _not_found(key)  # the same words as for an event never stored
+        return {"seq": stored.seq, **shown[0]}
+
+    def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
+        """The request or trace, limited to the events the principal may see."""
+        roles = self._require("trace")
+        now = self._now_or_clock()
+        scopes = [scope_node(r, now=now) for r in roles]
+        wanted = Or((
+            Match("context.request_id", ident, wildcard=False),
+            Match("context.trace_id", ident, wildcard=False),
+        ))  # fmt: skip
+        timeline = self.log.trace(ident, limit=limit)
+        events = []
+        for event in timeline.events:
+            seq = event.pop("seq")
+            shown = self._shown(event, self.log.store.get(seq), roles, scopes)
+            if shown is not None and matches(wanted, shown[1], seq=seq):
+                events.append({"seq": seq, **shown[0]})
+        return Timeline(events, timeline.mismatched)
+
+    def count(self, query: str, *, cap: int = COUNT_CAP) -> Count:
+        _, run, _, _ = self._scoped("aggregate", query, aggregate=True)
+        return self.log.count_node(run, cap=cap)
+
+    def count_by(self, query: str, field_name: str, *, top: int = 10) -> list[tuple[Any, int]]:
+        _, run, roles, _ = self._scoped("aggregate", query, aggregate=True)
+        path = tuple(resolve_field(field_name).split("."))
+        hidden_by = [r.name for r in roles if rule_of(r, path) != "clear"]
+        if hidden_by:
+            raise AccessDenied(
+                f"{field_name} is masked or hidden for the role {hidden_by[0]}: counting by it "
+                "would show its values"
+            )
+        return self.log.count_by_node(run, field_name, top=top)
+
+    def histogram(self, query: str) -> Histogram:
+        _, run, _, _ = self._scoped("aggregate", query, aggregate=True)
+        return self.log.histogram_node(run)
+
+
+def _without(event: dict[str, Any], masked: dict[Path, str]) -> dict[str, Any]:
+    """``event`` without its masked fields: what the principal's queries may match."""
+    out = dict(event)
+    for path in masked:
+        if len(path) == 1:
+            out.pop(path[0], None)
+        elif isinstance(out.get(path[0]), dict):
+            inner = dict(out[path[0]])
+            inner.pop(path[1], None)
+            out[path[0]] = inner
+    return out
+
+
+def _not_found(key: str) -> NotFoundError:
+    """One message for "never stored" and "not yours", so a refusal reveals nothing."""
+    if key.isascii() and key.isdigit():
+        return NotFoundError(f"no event with seq {key.lstrip('0') or '0'}")
+    try:
+        uuid.UUID(key)
+    except ValueError:
+        return NotFoundError(
+            f"{key!r} is neither a seq (a non-negative number) nor an event id (a UUID)"
+        )
+    return NotFoundError("no event with that id")
