@@ -116,7 +116,7 @@ def _oracle_view(roles: list[Role], event: dict[str, Any]) -> dict[str, Any] | N
     including = [r for r in roles if _in_scope(r, event)]
     if not including:
         return None
-    seen = json.loads(json.dumps(event))
+    seen: dict[str, Any] = json.loads(json.dumps(event))
     for pointer in _MASKABLE:
         if _rule(including, pointer) != "clear":
             head, key = pointer.strip("/").split("/")
