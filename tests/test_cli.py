@@ -744,3 +744,13 @@ def test_huge_numbers_that_cannot_match_find_nothing(data: Path) -> None:
         assert result.returncode == 0, result.stderr
     assert run("count", f"metadata.rows:{HUGE}", data=data).stdout.strip() == "0"
     assert run("search", "--limit", HUGE, "", "--json", data=data).returncode == 0
+
+
+def test_an_empty_ingest_then_more_events(data: Path) -> None:
+    """An empty input signs the empty tree; the next ingest extends it (every tree does)."""
+    assert run("ingest", "-", data=data, stdin="").returncode == 0
+    assert run("checkpoint", data=data).stdout.split("\n")[1] == "0"
+    later = run("ingest", "-", data=data, stdin=_jsonl([make_event(), make_event()]))
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["accepted"] == 2
+    assert run("verify", data=data).returncode == 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import getpass
+import io
 import json
 import os
 import sys
@@ -26,7 +28,9 @@ import click
 from click.core import ParameterSource
 
 from glasslog import __version__
-from glasslog.access.policy import PolicyError, explain, load_policy
+from glasslog.access.enforce import Reader
+from glasslog.access.keys import AuthError, authenticate, looks_like_key, make_key
+from glasslog.access.policy import PolicyError, explain, load_policy, parse_duration
 from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
@@ -40,6 +44,7 @@ from glasslog.ledger.note import Verifier
 from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, MISSING, Log
 from glasslog.query.language import MAX_SEQ
 from glasslog.store import open_store
+from glasslog.store.base import ApiKey
 from glasslog.verify import KnownCheckpoint, verify_store
 
 
@@ -80,6 +85,42 @@ store_option = click.option(
 )
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+policy_option = click.option(
+    "--policy",
+    "policy",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GLASSLOG_POLICY",
+    default=None,
+    help="The read policy (env: GLASSLOG_POLICY; default: DIR/policy.toml).",
+)
+
+
+key_option = click.option(
+    "--key",
+    "key",
+    envvar="GLASSLOG_KEY",
+    default=None,
+    help="Read as this principal: an API key (env: GLASSLOG_KEY). Without it, as the "
+    "owner of the data directory (docs/access.md).",
+)
+
+
+def _reads(log: Log, data: Path, key: str | None, policy: Path | None) -> Log | Reader:
+    """The owner's reads (no key), or a principal's, through the enforcement point."""
+    if key is None:
+        return log
+    if not looks_like_key(key):
+        raise AuthError(
+            "OIDC tokens are not accepted yet; use an API key from `glasslog keys create`"
+        )
+    loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
+    return Reader(log, authenticate(log.store, loaded, key))
+
+
+def reads_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--key and --policy: who reads, under which policy."""
+    return key_option(policy_option(function))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -399,15 +440,23 @@ def ingest(
 @main.command()
 @data_option
 @store_option
-@click.argument("key")
+@click.argument("event_key", metavar="KEY")
 @json_option
-def get(data: Path, store: str | None, key: str, as_json: bool) -> None:
+@reads_options
+def get(
+    data: Path,
+    store: str | None,
+    event_key: str,
+    as_json: bool,
+    key: str | None,
+    policy: Path | None,
+) -> None:
     """Print the stored event with seq or id KEY as JSON.
 
     Indented on a terminal; one line when piped, or with --json.
     """
     with Log.open(data, store=store) as log:
-        _emit(log.get(key), compact=as_json)
+        _emit(_reads(log, data, key, policy).get(event_key), compact=as_json)
 
 
 @main.command()
@@ -569,14 +618,171 @@ def _policy_path(data: Path, policy: Path | None) -> Path:
     return policy if policy is not None else DataDir(data).policy_file
 
 
-policy_option = click.option(
-    "--policy",
-    "policy",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="GLASSLOG_POLICY",
-    default=None,
-    help="The read policy (env: GLASSLOG_POLICY; default: DIR/policy.toml).",
-)
+def _record(data: Path, store: str | None, event: dict[str, Any]) -> None:
+    """Append one event of glasslog's own (a key made or revoked) to the ledger, signed.
+
+    Through ``ingest_lines``, the path every writer takes: the writer lock, the history
+    check before signing, and a checkpoint at the end.
+    """
+    line = io.BytesIO(json.dumps(event).encode() + b"\n")
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
+        accepted, _, _ = ingest_lines(
+            DataDir(data), line, settings=Settings(), workers=1, rejected=rejected, store=store
+        )
+        if accepted != 1:
+            rejected.seek(0)
+            raise GlasslogError(f"could not record the event in the ledger: {rejected.read()}")
+
+
+def _owner() -> dict[str, str]:
+    """The actor of what the CLI does as the data directory's owner."""
+    return {"id": f"owner:{getpass.getuser()}", "type": "user"}
+
+
+def _key_state(key: ApiKey, now_us: int) -> str:
+    if key.revoked_us is not None:
+        return "revoked"
+    if key.expires_us is not None and now_us >= key.expires_us:
+        return "expired"
+    return "active"
+
+
+def _us_text(us: int | None) -> str | None:
+    return (
+        None if us is None else datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Make, list and revoke API keys (docs/access.md)."""
+
+
+@keys.command("create")
+@data_option
+@store_option
+@policy_option
+@click.option("--role", required=True, help="The policy role the key reads as.")
+@click.option("--expires", help="Lifetime, such as 30d, 12h or 1y (default: never).")
+@click.option("--name", default="", help="What the key is for, shown in listings and audits.")
+@json_option
+def keys_create(
+    data: Path,
+    store: str | None,
+    policy: Path | None,
+    role: str,
+    expires: str | None,
+    name: str,
+    as_json: bool,
+) -> None:
+    """Make an API key for ROLE and print it, once: only its hash is kept.
+
+    JSON: {"id", "key", "role", "name", "expires"}. Making it is an event in the ledger
+    (service glasslog, action key.create).
+    """
+    loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
+    if role not in loaded.roles:
+        known = ", ".join(sorted(loaded.roles))
+        _fail(f"the policy defines no role {role!r}; its roles are: {known}")
+    lifetime = None
+    if expires is not None:
+        try:
+            lifetime = parse_duration(expires)
+        except ValueError as exc:
+            _fail(f"--expires: {exc}")
+    made = make_key(role=role, name=name or role, expires=lifetime)
+    stored = made.stored
+    _record(data, store, {
+        "service": "glasslog", "action": "key.create", "category": "audit",
+        "outcome": "success", "actor": _owner(),
+        "target": {"type": "api_key", "id": stored.id, "name": stored.name},
+        "metadata": {"role": role, "expires": _us_text(stored.expires_us) or "never"},
+    })  # fmt: skip
+    target = open_store(DataDir(data).store_spec(store))
+    try:
+        target.add_api_key(stored)
+    finally:
+        target.close()
+    expiry = _us_text(stored.expires_us)
+    if as_json:
+        _emit(
+            {"id": stored.id, "key": made.text, "role": role, "name": stored.name,
+             "expires": expiry},
+            compact=True,
+        )  # fmt: skip
+        return
+    click.echo(made.text)
+    click.echo(
+        f"API key {stored.id} for role {role}"
+        + (f", expires {expiry}" if expiry else ", never expires")
+        + ": shown once, keep it secret",
+        err=True,
+    )
+
+
+@keys.command("list")
+@data_option
+@store_option
+@json_option
+def keys_list(data: Path, store: str | None, as_json: bool) -> None:
+    """List the API keys, never their secrets.
+
+    JSON: one {"id", "name", "role", "created", "expires", "revoked", "state"} per line.
+    """
+    target = open_store(DataDir(data).store_spec(store), readonly=True)
+    try:
+        found = target.api_keys()
+    finally:
+        target.close()
+    now_us = int(datetime.now(UTC).timestamp() * 1e6)
+    rows: list[dict[str, str | None]] = [
+        {"id": k.id, "name": k.name, "role": k.role, "created": _us_text(k.created_us),
+         "expires": _us_text(k.expires_us), "revoked": _us_text(k.revoked_us),
+         "state": _key_state(k, now_us)}
+        for k in found
+    ]  # fmt: skip
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif rows:
+        _table(
+            [[printable(str(r[c] or ("never" if c == "expires" else ""))) for c in
+              ("id", "name", "role", "created", "expires", "state")] for r in rows],
+            ["id", "name", "role", "created", "expires", "state"],
+        )  # fmt: skip
+    else:
+        click.echo("no API keys; make one with `glasslog keys create --role ROLE`", err=True)
+
+
+@keys.command("revoke")
+@data_option
+@store_option
+@click.argument("key_id", metavar="ID")
+@json_option
+def keys_revoke(data: Path, store: str | None, key_id: str, as_json: bool) -> None:
+    """Revoke the API key ID, for good. Revoking is an event in the ledger (key.revoke).
+
+    JSON: {"id", "revoked": true, "already": whether it was revoked before}.
+    """
+    target = open_store(DataDir(data).store_spec(store))
+    try:
+        known = target.api_key(key_id)
+        if known is None:
+            _fail(f"no API key {key_id!r}; `glasslog keys list` shows them")
+            return
+        _record(data, store, {
+            "service": "glasslog", "action": "key.revoke", "category": "audit",
+            "outcome": "success", "actor": _owner(),
+            "target": {"type": "api_key", "id": key_id, "name": known.name},
+            "metadata": {"role": known.role},
+        })  # fmt: skip
+        newly = target.revoke_api_key(key_id, int(datetime.now(UTC).timestamp() * 1e6))
+    finally:
+        target.close()
+    if as_json:
+        _emit({"id": key_id, "revoked": True, "already": not newly}, compact=True)
+    else:
+        click.echo(f"revoked API key {key_id}" + ("" if newly else " (it was revoked already)"))
 
 
 @main.group()
@@ -727,6 +933,7 @@ def _event_cells(event: dict[str, Any]) -> list[str]:
               help="-time: newest first; time: oldest first.")  # fmt: skip
 @json_option
 @timeout_option
+@reads_options
 def search(
     data: Path,
     store: str | None,
@@ -737,6 +944,8 @@ def search(
     sort: str,
     as_json: bool,
     timeout: float,
+    key: str | None,
+    policy: Path | None,
 ) -> None:
     """Find events matching QUERY (see docs/query.md), newest first.
 
@@ -748,9 +957,10 @@ def search(
     outside: list[int] = []
     mismatched: list[int] = []
     with Log.open(data, store=store, timeout=timeout) as log:
+        reads = _reads(log, data, key, policy)
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
-            page = log.search(query, limit=size, sort=sort, cursor=cursor, now=now)
+            page = reads.search(query, limit=size, sort=sort, cursor=cursor, now=now)
             outside += page.outside
             mismatched += page.mismatched
             for event in page.events:
@@ -831,6 +1041,7 @@ def _group_label(value: Any) -> str:
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @json_option
 @timeout_option
+@reads_options
 def count(
     data: Path,
     store: str | None,
@@ -839,6 +1050,8 @@ def count(
     top: int,
     as_json: bool,
     timeout: float,
+    key: str | None,
+    policy: Path | None,
 ) -> None:
     """Count events matching QUERY, in all or per value of a field.
 
@@ -847,14 +1060,15 @@ def count(
     true (and "value" null) for the events without the field.
     """
     with Log.open(data, store=store, timeout=timeout) as log:
+        reads = _reads(log, data, key, policy)
         if by is None:
-            result = log.count(query)
+            result = reads.count(query)
             if as_json:
                 click.echo(json.dumps({"count": result.count, "exact": result.exact}))
             else:
                 click.echo(f"{result.count:,}" if result.exact else f"~{result.count:,} (estimate)")
             return
-        groups = log.count_by(query, by, top=top)
+        groups = reads.count_by(query, by, top=top)
     if as_json:
         for value, n in groups:
             missing = value is MISSING
@@ -872,14 +1086,23 @@ def count(
 @click.argument("query", default="")
 @json_option
 @timeout_option
-def histogram(data: Path, store: str | None, query: str, as_json: bool, timeout: float) -> None:
+@reads_options
+def histogram(
+    data: Path,
+    store: str | None,
+    query: str,
+    as_json: bool,
+    timeout: float,
+    key: str | None,
+    policy: Path | None,
+) -> None:
     """Events matching QUERY per time bucket (the bucket size adapts to the window).
 
     Every bucket of the window is shown, empty ones too. JSON: one {"start", "count",
     "seconds"} per bucket and line, oldest first.
     """
     with Log.open(data, store=store, timeout=timeout) as log:
-        result = log.histogram(query)
+        result = _reads(log, data, key, policy).histogram(query)
     if as_json:
         for start, n in result.buckets:
             click.echo(json.dumps({"start": start, "count": n, "seconds": result.bucket_seconds}))
@@ -903,13 +1126,22 @@ def histogram(data: Path, store: str | None, query: str, as_json: bool, timeout:
 @click.argument("ident")
 @json_option
 @timeout_option
-def trace(data: Path, store: str | None, ident: str, as_json: bool, timeout: float) -> None:
+@reads_options
+def trace(
+    data: Path,
+    store: str | None,
+    ident: str,
+    as_json: bool,
+    timeout: float,
+    key: str | None,
+    policy: Path | None,
+) -> None:
     """Every event sharing request or trace id IDENT, as a timeline across services.
 
     JSON: one stored event per line, oldest first.
     """
     with Log.open(data, store=store, timeout=timeout) as log:
-        timeline = log.trace(ident)
+        timeline = _reads(log, data, key, policy).trace(ident)
     events = timeline.events
     if as_json:
         for event in events:

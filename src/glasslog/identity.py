@@ -116,6 +116,14 @@ def check_history(
             newest = mine
     if newest is None or (newest.size == tree.size and newest.root == tree.root()):
         return
+    if newest.size == 0:
+        # Every tree extends the empty one (RFC 9162 has no proof from size 0); its
+        # signed root must still be the empty tree's, or the note is not this log's.
+        if newest.root != merkle.EMPTY_ROOT:
+            raise IntegrityError(
+                "TAMPERED: the checkpoint at tree size 0 does not sign the empty tree's root"
+            )
+        return
     if newest.size > tree.size:
         raise IntegrityError(
             f"TAMPERED: {describe(store)} holds {tree.size:,} events, but a signed checkpoint "

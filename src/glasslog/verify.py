@@ -450,7 +450,7 @@ class _TextIndexCheck:
 
     It is one long SQLite statement, during which Python's sqlite3 releases the GIL,
     so it runs beside the parent's own work; on its own connection and snapshot,
-    because the index it checks against the stored words needs no particular size.
+    because the index it checks against the bodies' words needs no particular size.
     A daemon thread: a verify that stops at an earlier fault does not wait for it.
     """
 

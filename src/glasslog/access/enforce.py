@@ -88,11 +88,16 @@ class Reader:
         return roles
 
     def _scoped(
-        self, permission: str, query: str, *, aggregate: bool = False
+        self,
+        permission: str,
+        query: str,
+        *,
+        aggregate: bool = False,
+        now: datetime | None = None,
     ) -> tuple[Node, Node, list[Role], list[Node]]:
         """(the query as parsed, the node to run, the roles, their scopes)."""
         roles = self._require(permission)
-        now = self._now_or_clock()
+        now = now or self._now_or_clock()
         node = parse(query, now=now)
         scopes = [scope_node(r, now=now) for r in roles]
         if aggregate:
@@ -137,10 +142,16 @@ class Reader:
     # -- reads -------------------------------------------------------------------
 
     def search(
-        self, query: str, *, limit: int = 50, sort: str = "-time", cursor: str | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        sort: str = "-time",
+        cursor: str | None = None,
+        now: datetime | None = None,
     ) -> Page:
         """A page of the matching events the principal may see, as it may see them."""
-        node, run, roles, scopes = self._scoped("search", query)
+        node, run, roles, scopes = self._scoped("search", query, now=now)
         page = self.log.search_node(
             run, bind=self._bind(query), limit=limit, sort=sort, cursor=cursor
         )
@@ -186,12 +197,16 @@ class Reader:
                 events.append({"seq": seq, **shown[0]})
         return Timeline(events, timeline.mismatched)
 
-    def count(self, query: str, *, cap: int = COUNT_CAP) -> Count:
-        _, run, _, _ = self._scoped("aggregate", query, aggregate=True)
+    def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
+        """How many events the principal may see match (as :meth:`Log.count`)."""
+        _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.count_node(run, cap=cap)
 
-    def count_by(self, query: str, field_name: str, *, top: int = 10) -> list[tuple[Any, int]]:
-        _, run, roles, _ = self._scoped("aggregate", query, aggregate=True)
+    def count_by(
+        self, query: str, field_name: str, *, top: int = 10, now: datetime | None = None
+    ) -> list[tuple[Any, int]]:
+        """The top values of a field the principal sees in clear, among its matches."""
+        _, run, roles, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         path = tuple(resolve_field(field_name).split("."))
         hidden_by = [r.name for r in roles if rule_of(r, path) != "clear"]
         if hidden_by:
@@ -201,8 +216,9 @@ class Reader:
             )
         return self.log.count_by_node(run, field_name, top=top)
 
-    def histogram(self, query: str) -> Histogram:
-        _, run, _, _ = self._scoped("aggregate", query, aggregate=True)
+    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+        """Matches the principal may see, per time bucket."""
+        _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.histogram_node(run)
 
 

@@ -116,6 +116,19 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the key itself, only a hash of its secret part."""
+
+    id: str
+    hash: bytes
+    role: str
+    name: str
+    created_us: int
+    expires_us: int | None
+    revoked_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A signed checkpoint note as stored, with the tree size it covers."""
 
@@ -208,7 +221,7 @@ class Store(Protocol):
         ...
 
     def check_text_index(self) -> str | None:
-        """Check the full-text index against the stored words: None, or what is wrong.
+        """Check the full-text index against the bodies' words: None, or what is wrong.
         Backends whose full-text data is per row (compared by :meth:`text_mismatches`)
         have nothing more to check."""
         ...
@@ -248,6 +261,22 @@ class Store(Protocol):
         Only ``glasslog init`` calls it (on PostgreSQL it needs the schema owner).
         It never replaces a recorded key: the caller compares the answer with its own.
         """
+        ...
+
+    def add_api_key(self, key: ApiKey) -> None:
+        """Store a new API key (its hash); the id must be new."""
+        ...
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        """The API key with that id, with its revocation time if revoked."""
+        ...
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, oldest first."""
+        ...
+
+    def revoke_api_key(self, key_id: str, time_us: int) -> bool:
+        """Record the key's revocation; False when it was revoked already."""
         ...
 
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:

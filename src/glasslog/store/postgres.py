@@ -48,6 +48,7 @@ from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.query.words import tsvector_literal
 from glasslog.store.base import (
+    ApiKey,
     EventRow,
     FieldRow,
     StoredCheckpoint,
@@ -337,11 +338,40 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
 )
 _GUARDED_COUNTERS = _COUNTER_FUNCTIONS + _COUNTER_TRIGGERS
 
+# Migration 5: API keys, stored as the SHA-256 of their secret part, and their
+# revocations; append-only like the ledger, so a revoked key stays revoked.
+_KEY_TABLES = ("api_keys", "api_key_revocations")
+_API_KEYS = """
+CREATE TABLE api_keys (
+    id      text PRIMARY KEY,
+    hash    bytea NOT NULL,
+    role    text NOT NULL,
+    name    text NOT NULL,
+    created bigint NOT NULL,
+    expires bigint
+);
+CREATE TABLE api_key_revocations (
+    id   text PRIMARY KEY,
+    time bigint NOT NULL
+);
+""" + "".join(
+    f"""
+CREATE TRIGGER no_update BEFORE UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_delete BEFORE DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('{table}');
+"""
+    for table in _KEY_TABLES
+)
+
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _SCHEMA_V1),
     (2, _COLLATE_C),
     (3, _FRESH_VISIBILITY),
     (4, _GUARDED_COUNTERS),
+    (5, _API_KEYS),
 )
 """``(version, SQL)`` in order; ``create`` applies those above the stored version."""
 
@@ -361,7 +391,7 @@ END
 $$;
 GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
 GRANT SELECT ON meta TO {APP_ROLE};
-GRANT SELECT, INSERT ON {", ".join(_APPEND_ONLY)} TO {APP_ROLE};
+GRANT SELECT, INSERT ON {", ".join((*_APPEND_ONLY, *_KEY_TABLES))} TO {APP_ROLE};
 GRANT SELECT ON rollups, seq_blocks TO {APP_ROLE};
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON rollups, seq_blocks FROM {APP_ROLE};
 GRANT EXECUTE ON FUNCTION add_rollups(text[], bigint[], text[], bigint[]) TO {APP_ROLE};
@@ -410,6 +440,11 @@ _BY_ID = (
 _BY_IDS = (
     "SELECT k.id, e.seq, e.body, e.commits, e.salts FROM event_keys k"
     " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.id = ANY(%s)"
+)
+
+_KEYS = (
+    "SELECT k.id, k.hash, k.role, k.name, k.created, k.expires, r.time"
+    " FROM api_keys k LEFT JOIN api_key_revocations r ON r.id = k.id"
 )
 
 _DAY_US = 86_400_000_000
@@ -563,6 +598,34 @@ class PostgresStore:
             )
         if found != SCHEMA_VERSION:
             raise self._version_problem(found)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO api_keys (id, hash, role, name, created, expires)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (key.id, key.hash, key.role, key.name, key.created_us, key.expires_us),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "storing an API key") from exc
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        row = self._query_one(_KEYS + " WHERE k.id = %s", (key_id,))
+        return None if row is None else ApiKey(*row)
+
+    def api_keys(self) -> list[ApiKey]:
+        return [ApiKey(*row) for row in self._query(_KEYS + " ORDER BY k.created, k.id", ())]
+
+    def revoke_api_key(self, key_id: str, time_us: int) -> bool:
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO api_key_revocations (id, time) VALUES (%s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (key_id, time_us),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "revoking an API key") from exc
+        return cur.rowcount == 1
 
     @contextmanager
     def lock_writer(self, *, wait: float = 30.0) -> Iterator[None]:

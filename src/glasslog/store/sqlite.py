@@ -26,6 +26,7 @@ from glasslog.derived import field_values, search_text
 from glasslog.errors import DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import (
+    ApiKey,
     EventRow,
     FieldRow,
     StoredCheckpoint,
@@ -39,13 +40,22 @@ from glasslog.store.base import (
     unsupported_version,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``).
 3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``).
 4: full text derived in canonical key order, so that ``verify`` and the search recheck
-derive the same words from the body (see ``_migrate_to_4``)."""
+derive the same words from the body (see ``_migrate_to_4``).
+5: API keys (their hashes) and their revocations, append-only."""
 
-_APPEND_ONLY = ("events", "tiles", "checkpoints", "fields", "field_keys")
+_APPEND_ONLY = (
+    "events",
+    "tiles",
+    "checkpoints",
+    "fields",
+    "field_keys",
+    "api_keys",
+    "api_key_revocations",
+)
 
 _GUARDS = """
 -- A row below seq 0 would be shown by reads but never verified (verify walks the tree
@@ -175,6 +185,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size      INTEGER PRIMARY KEY,
     note      TEXT NOT NULL
 );
+
+-- API keys: the SHA-256 of each key's secret part, never the key (docs/access.md).
+CREATE TABLE IF NOT EXISTS api_keys (
+    id      TEXT PRIMARY KEY,
+    hash    BLOB NOT NULL,
+    role    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    created INTEGER NOT NULL,   -- microseconds since the epoch
+    expires INTEGER             -- microseconds since the epoch, or NULL: never
+);
+CREATE TABLE IF NOT EXISTS api_key_revocations (
+    id   TEXT PRIMARY KEY,
+    time INTEGER NOT NULL
+);
 """.replace("%(fields)s", _FIELDS).replace("%(fts)s", _FTS)
     + "".join(_append_only(table) for table in _APPEND_ONLY)
     + _GUARDS
@@ -185,6 +209,10 @@ _INSERT_EVENT = (
     " trace_id, body, commits, salts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
+_KEYS = (
+    "SELECT k.id, CAST(k.hash AS BLOB), k.role, k.name, k.created, k.expires, r.time"
+    " FROM api_keys k LEFT JOIN api_key_revocations r ON r.id = k.id"
+)
 
 _FTS_TWIN = (
     "DROP TABLE IF EXISTS temp.glasslog_fts",
@@ -320,7 +348,7 @@ class SQLiteStore:
             self._migrate_to_2()
         if found is not None and found < 4:
             self._migrate_to_4()
-        # Version 3 only added triggers, which the script above created.
+        # Versions 3 and 5 only added triggers and tables, which the script above created.
         if found is not None and found < SCHEMA_VERSION:
             with self._transaction():
                 self._conn.execute(
@@ -690,6 +718,35 @@ class SQLiteStore:
         bound = self.identity()
         assert bound is not None  # inserted above, or already there
         return bound
+
+    def add_api_key(self, key: ApiKey) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO api_keys (id, hash, role, name, created, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (key.id, key.hash, key.role, key.name, key.created_us, key.expires_us),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "storing an API key") from exc
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        row = self._query_one(_KEYS + " WHERE k.id = ?", (key_id,))
+        return None if row is None else ApiKey(*row)
+
+    def api_keys(self) -> list[ApiKey]:
+        return [ApiKey(*row) for row in self._query(_KEYS + " ORDER BY k.created, k.id", ())]
+
+    def revoke_api_key(self, key_id: str, time_us: int) -> bool:
+        try:
+            with self._transaction():
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO api_key_revocations (id, time) VALUES (?, ?)",
+                    (key_id, time_us),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "revoking an API key") from exc
+        return cur.rowcount == 1
 
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
         """Nothing to take here: an embedded store has one data directory, whose
