@@ -26,14 +26,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from glasslog.access.evidence import build_evidence
 from glasslog.access.policy import Role
 from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, view, widen
 from glasslog.errors import GlasslogError, NotFoundError
-from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits
+from glasslog.ledger import merkle
+from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits, show_pointer
 from glasslog.log import COUNT_CAP, Count, Histogram, Log, Page, Timeline
 from glasslog.query.language import Match, Node, Or, Text, parse, resolve_field
 from glasslog.query.match import matches
-from glasslog.store.base import StoredEvent, event_of
+from glasslog.store.base import StoredEvent, event_of, node_reader_for
 
 __all__ = ["AccessDenied", "Principal", "Reader"]
 
@@ -126,18 +128,24 @@ class Reader:
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(the principal's view, the same with masked values removed: what queries see),
         or None when no role's scope includes the event."""
+        full = self._view(event, stored, roles, scopes)
+        if full is None:
+            return None
+        shown, masked, _ = full
+        return shown, _without(shown, masked)
+
+    def _view(
+        self,
+        event: dict[str, Any],
+        stored: StoredEvent,
+        roles: Sequence[Role],
+        scopes: Sequence[Node],
+    ) -> tuple[dict[str, Any], dict[Path, str], dict[Path, str | None]] | None:
         seq = stored.seq
         including = [r for r, s in zip(roles, scopes, strict=True) if matches(s, event, seq=seq)]
         if not including:
             return None
-        paths, _ = decode_commits(stored.commits)
-        salts = {
-            path: stored.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
-            for i, path in enumerate(paths)
-        }
-        shown, masked, _ = view(event, including, salts)
-        visible = _without(shown, masked)
-        return shown, visible
+        return view(event, including, salts_of(stored))
 
     # -- reads -------------------------------------------------------------------
 
@@ -178,6 +186,26 @@ class Reader:
         if shown is None:
             raise _not_found(key)  # the same words as for an event never stored
         return {"seq": stored.seq, **shown[0]}
+
+    def evidence(self, key: str) -> dict[str, Any]:
+        """Evidence for one event as the principal sees it (``get KEY --proof``): needs
+        both ``get`` and ``proof`` from one role."""
+        self._require("get")
+        self._require("proof")
+        roles = [r for r in self.principal.roles if r.may("get") and r.may("proof")]
+        if not roles:
+            raise AccessDenied(f"{self.principal.name} has no role with both get and proof")
+        now = self._now_or_clock()
+        scopes = [scope_node(r, now=now) for r in roles]
+        try:
+            stored = self.log.find(key)
+        except NotFoundError:
+            raise _not_found(key) from None
+        full = self._view(event_of(stored), stored, roles, scopes)
+        if full is None:
+            raise _not_found(key)
+        shown, masked, hidden = full
+        return evidence_of(self.log, stored, shown, masked, hidden)
 
     def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
         """The request or trace, limited to the events the principal may see."""
@@ -220,6 +248,54 @@ class Reader:
         """Matches the principal may see, per time bucket."""
         _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.histogram_node(run)
+
+
+def salts_of(stored: StoredEvent) -> dict[Path, bytes]:
+    """Each committed path of a stored event, with its salt."""
+    paths, _ = decode_commits(stored.commits)
+    return {
+        path: stored.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] for i, path in enumerate(paths)
+    }
+
+
+def evidence_of(
+    log: Log,
+    stored: StoredEvent,
+    shown: dict[str, Any],
+    masked: dict[Path, str],
+    hidden: dict[Path, str | None],
+) -> dict[str, Any]:
+    """Evidence for ``stored`` as shown, under the latest checkpoint that covers it."""
+    unprovable = [p for p, sealed in hidden.items() if sealed is None]
+    if unprovable:
+        raise AccessDenied(
+            f"event {stored.seq} cannot be proven to this reader: "
+            f"{show_pointer(unprovable[0])} is hidden from it but was not committed when the "
+            "event was logged, so the proof would need its value"
+        )
+    latest = log.latest_checkpoint()
+    if latest.size <= stored.seq:
+        raise NotFoundError(
+            f"event {stored.seq} is not yet covered by a signed checkpoint (the latest covers "
+            f"{latest.size:,} events); the next ingest signs one"
+        )
+    reader = node_reader_for(log.store, latest.size)
+    return build_evidence(
+        seq=stored.seq,
+        shown=shown,
+        salts=salts_of(stored),
+        masked=masked,
+        hidden={p: s for p, s in hidden.items() if s is not None},
+        tree_size=latest.size,
+        proof=merkle.inclusion_proof(stored.seq, latest.size, reader),
+        checkpoint=latest.note,
+    )
+
+
+def owner_evidence(log: Log, key: str) -> dict[str, Any]:
+    """Evidence for the owner of the data directory: every field in clear."""
+    stored = log.find(key)
+    return evidence_of(log, stored, event_of(stored), {}, {})
 
 
 def _without(event: dict[str, Any], masked: dict[Path, str]) -> dict[str, Any]:
