@@ -28,6 +28,7 @@ import click
 from click.core import ParameterSource
 
 from glasslog import __version__
+from glasslog.access.audit import Auditor
 from glasslog.access.enforce import Reader, owner_evidence
 from glasslog.access.evidence import verify_evidence
 from glasslog.access.keys import AuthError, authenticate, looks_like_key, make_key
@@ -107,16 +108,28 @@ key_option = click.option(
 )
 
 
-def _reads(log: Log, data: Path, key: str | None, policy: Path | None) -> Log | Reader:
-    """The owner's reads (no key), or a principal's, through the enforcement point."""
+@contextmanager
+def _reading(
+    log: Log, data: Path, store: str | None, key: str | None, policy: Path | None
+) -> Iterator[Log | Reader]:
+    """The owner's reads (no key), or a principal's, through the enforcement point.
+
+    A principal's reads are audited: their ``audit.read`` events are appended to the
+    ledger when the command ends, refused or not (docs/access.md).
+    """
     if key is None:
-        return log
+        yield log
+        return
     if not looks_like_key(key):
         raise AuthError(
             "OIDC tokens are not accepted yet; use an API key from `glasslog keys create`"
         )
     loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
-    return Reader(log, authenticate(log.store, loaded, key))
+    auditor = Auditor(lambda events: _record(data, store, *events))
+    try:
+        yield Reader(log, authenticate(log.store, loaded, key), auditor=auditor)
+    finally:
+        auditor.flush()
 
 
 def reads_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -462,8 +475,7 @@ def get(
     as their commitment), the salts of the fields in clear, the commitments of hidden
     fields, an inclusion proof and the signed checkpoint.
     """
-    with Log.open(data, store=store) as log:
-        reads = _reads(log, data, key, policy)
+    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
         if not proof:
             _emit(reads.get(event_key), compact=as_json)
         elif isinstance(reads, Reader):
@@ -663,18 +675,19 @@ def _policy_path(data: Path, policy: Path | None) -> Path:
     return policy if policy is not None else DataDir(data).policy_file
 
 
-def _record(data: Path, store: str | None, event: dict[str, Any]) -> None:
-    """Append one event of glasslog's own (a key made or revoked) to the ledger, signed.
+def _record(data: Path, store: str | None, *events: dict[str, Any]) -> None:
+    """Append events of glasslog's own (a key made or revoked, reads audited) to the
+    ledger, signed, as one batch.
 
     Through ``ingest_lines``, the path every writer takes: the writer lock, the history
     check before signing, and a checkpoint at the end.
     """
-    line = io.BytesIO(json.dumps(event).encode() + b"\n")
+    lines = io.BytesIO(b"".join(json.dumps(e).encode() + b"\n" for e in events))
     with tempfile.TemporaryFile("w+", encoding="utf-8") as rejected:
         accepted, _, _ = ingest_lines(
-            DataDir(data), line, settings=Settings(), workers=1, rejected=rejected, store=store
+            DataDir(data), lines, settings=Settings(), workers=1, rejected=rejected, store=store
         )
-        if accepted != 1:
+        if accepted != len(events):
             rejected.seek(0)
             raise GlasslogError(f"could not record the event in the ledger: {rejected.read()}")
 
@@ -1001,8 +1014,10 @@ def search(
     shown: list[list[str]] = []
     outside: list[int] = []
     mismatched: list[int] = []
-    with Log.open(data, store=store, timeout=timeout) as log:
-        reads = _reads(log, data, key, policy)
+    with (
+        Log.open(data, store=store, timeout=timeout) as log,
+        _reading(log, data, store, key, policy) as reads,
+    ):
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
             page = reads.search(query, limit=size, sort=sort, cursor=cursor, now=now)
@@ -1104,8 +1119,10 @@ def count(
     "exact"}; with --by, one {"value", "count", "missing"} per line, where "missing" is
     true (and "value" null) for the events without the field.
     """
-    with Log.open(data, store=store, timeout=timeout) as log:
-        reads = _reads(log, data, key, policy)
+    with (
+        Log.open(data, store=store, timeout=timeout) as log,
+        _reading(log, data, store, key, policy) as reads,
+    ):
         if by is None:
             result = reads.count(query)
             if as_json:
@@ -1146,8 +1163,11 @@ def histogram(
     Every bucket of the window is shown, empty ones too. JSON: one {"start", "count",
     "seconds"} per bucket and line, oldest first.
     """
-    with Log.open(data, store=store, timeout=timeout) as log:
-        result = _reads(log, data, key, policy).histogram(query)
+    with (
+        Log.open(data, store=store, timeout=timeout) as log,
+        _reading(log, data, store, key, policy) as reads,
+    ):
+        result = reads.histogram(query)
     if as_json:
         for start, n in result.buckets:
             click.echo(json.dumps({"start": start, "count": n, "seconds": result.bucket_seconds}))
@@ -1185,8 +1205,11 @@ def trace(
 
     JSON: one stored event per line, oldest first.
     """
-    with Log.open(data, store=store, timeout=timeout) as log:
-        timeline = _reads(log, data, key, policy).trace(ident)
+    with (
+        Log.open(data, store=store, timeout=timeout) as log,
+        _reading(log, data, store, key, policy) as reads,
+    ):
+        timeline = reads.trace(ident)
     events = timeline.events
     if as_json:
         for event in events:

@@ -21,19 +21,20 @@ call this class, and the owner of the data directory (no principal) uses the Log
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, TypeVar
 
+from glasslog.access.audit import AUDIT_ACTION, AUDIT_SERVICE, Auditor, read_event
 from glasslog.access.evidence import build_evidence
 from glasslog.access.policy import Role
 from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, view, widen
-from glasslog.errors import GlasslogError, NotFoundError
+from glasslog.errors import GlasslogError, NotFoundError, QueryError
 from glasslog.ledger import merkle
 from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits, show_pointer
 from glasslog.log import COUNT_CAP, Count, Histogram, Log, Page, Timeline
-from glasslog.query.language import Match, Node, Or, Text, parse, resolve_field
+from glasslog.query.language import And, Compare, Match, Node, Not, Or, Text, parse, resolve_field
 from glasslog.query.match import matches
 from glasslog.store.base import StoredEvent, event_of, node_reader_for
 
@@ -67,10 +68,112 @@ def _walk(node: Node) -> list[Node]:
 class Reader:
     """Reads of one log by one principal, each one scoped, masked and checked."""
 
-    def __init__(self, log: Log, principal: Principal, *, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        log: Log,
+        principal: Principal,
+        *,
+        now: datetime | None = None,
+        auditor: Auditor | None = None,
+    ) -> None:
         self.log = log
         self.principal = principal
         self._now = now
+        self._auditor = auditor
+
+    # -- the audited operations (each records one audit.read event) ---------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        sort: str = "-time",
+        cursor: str | None = None,
+        now: datetime | None = None,
+    ) -> Page:
+        """A page of the matching events the principal may see, as it may see them."""
+        return self._audited(
+            "search",
+            query,
+            lambda: self._search(query, limit=limit, sort=sort, cursor=cursor, now=now),
+            lambda page: len(page.events),
+        )
+
+    def get(self, key: str) -> dict[str, Any]:
+        """One event as the principal may see it; "not found" when it may not see it."""
+        return self._audited("get", key, lambda: self._get(key), lambda _: 1)
+
+    def evidence(self, key: str) -> dict[str, Any]:
+        """Evidence for one event as the principal sees it (``get KEY --proof``)."""
+        return self._audited("proof", key, lambda: self._evidence(key), lambda _: 1)
+
+    def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
+        """The request or trace, limited to the events the principal may see."""
+        return self._audited(
+            "trace", ident, lambda: self._trace(ident, limit=limit), lambda t: len(t.events)
+        )
+
+    def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
+        """How many events the principal may see match (as :meth:`Log.count`)."""
+        return self._audited(
+            "count", query, lambda: self._count(query, now=now, cap=cap), lambda c: c.count
+        )
+
+    def count_by(
+        self, query: str, field_name: str, *, top: int = 10, now: datetime | None = None
+    ) -> list[tuple[Any, int]]:
+        """The top values of a field the principal sees in clear, among its matches."""
+        return self._audited(
+            "count_by",
+            query,
+            lambda: self._count_by(query, field_name, top=top, now=now),
+            lambda groups: sum(n for _, n in groups),
+        )
+
+    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+        """Matches the principal may see, per time bucket."""
+        return self._audited(
+            "histogram",
+            query,
+            lambda: self._histogram(query, now=now),
+            lambda h: sum(n for _, n in h.buckets),
+        )
+
+    def _audited(
+        self, operation: str, query: str, run: Callable[[], T], results: Callable[[T], int]
+    ) -> T:
+        """Run one read and record it: refused, not found (0 results), or done."""
+        try:
+            done = run()
+        except AccessDenied as exc:
+            self._record(operation, query, None, denied=str(exc))
+            raise
+        except NotFoundError:
+            self._record(operation, query, 0)
+            raise
+        self._record(operation, query, results(done))
+        return done
+
+    def _record(
+        self, operation: str, query: str, results: int | None, *, denied: str | None = None
+    ) -> None:
+        if self._auditor is None:
+            return
+        self._auditor.record(
+            read_event(
+                principal_id=self.principal.id,
+                name=self.principal.name,
+                kind=self.principal.kind,
+                roles=[r.name for r in self.principal.roles],
+                operation=operation,
+                query=query,
+                results=results,
+                window=_window(query, self._now_or_clock()) if operation != "get" else None,
+                grants=list(self.principal.grants),
+                denied=denied,
+            )
+        )
 
     # -- the rules ---------------------------------------------------------------
 
@@ -102,6 +205,10 @@ class Reader:
         now = now or self._now_or_clock()
         node = parse(query, now=now)
         scopes = [scope_node(r, now=now) for r in roles]
+        if not _names_audit(node):
+            # A reader's own audit trail must not pollute its results: audit.read
+            # events answer only a query that asks for them.
+            scopes = [all_of((scope, _NOT_AUDIT)) for scope in scopes]
         if aggregate:
             if any(isinstance(n, Text) for n in _walk(node)) and any(
                 r.mask or r.hide for r in roles
@@ -149,7 +256,7 @@ class Reader:
 
     # -- reads -------------------------------------------------------------------
 
-    def search(
+    def _search(
         self,
         query: str,
         *,
@@ -172,7 +279,7 @@ class Reader:
                 events.append({"seq": seq, **shown[0]})
         return Page(events, page.cursor, page.outside, page.mismatched)
 
-    def get(self, key: str) -> dict[str, Any]:
+    def _get(self, key: str) -> dict[str, Any]:
         """One event as the principal may see it; "not found" when it may not see it."""
         roles = self._require("get")
         now = self._now_or_clock()
@@ -187,7 +294,7 @@ class Reader:
             raise _not_found(key)  # the same words as for an event never stored
         return {"seq": stored.seq, **shown[0]}
 
-    def evidence(self, key: str) -> dict[str, Any]:
+    def _evidence(self, key: str) -> dict[str, Any]:
         """Evidence for one event as the principal sees it (``get KEY --proof``): needs
         both ``get`` and ``proof`` from one role."""
         self._require("get")
@@ -207,7 +314,7 @@ class Reader:
         shown, masked, hidden = full
         return evidence_of(self.log, stored, shown, masked, hidden)
 
-    def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
+    def _trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
         """The request or trace, limited to the events the principal may see."""
         roles = self._require("trace")
         now = self._now_or_clock()
@@ -225,12 +332,12 @@ class Reader:
                 events.append({"seq": seq, **shown[0]})
         return Timeline(events, timeline.mismatched)
 
-    def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
+    def _count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events the principal may see match (as :meth:`Log.count`)."""
         _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.count_node(run, cap=cap)
 
-    def count_by(
+    def _count_by(
         self, query: str, field_name: str, *, top: int = 10, now: datetime | None = None
     ) -> list[tuple[Any, int]]:
         """The top values of a field the principal sees in clear, among its matches."""
@@ -244,10 +351,54 @@ class Reader:
             )
         return self.log.count_by_node(run, field_name, top=top)
 
-    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+    def _histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
         """Matches the principal may see, per time bucket."""
         _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.histogram_node(run)
+
+
+T = TypeVar("T")
+
+_NOT_AUDIT: Final[Node] = Not(
+    And(
+        (
+            Match("service", AUDIT_SERVICE, wildcard=False),
+            Match("action", AUDIT_ACTION, wildcard=False),
+        )
+    )
+)
+
+
+def _names_audit(node: Node) -> bool:
+    """Whether the query names ``service:glasslog`` or ``category:audit`` anywhere."""
+    return any(
+        isinstance(n, Match)
+        and (
+            (n.field == "service" and n.value == AUDIT_SERVICE)
+            or (n.field == "category" and n.value == "audit")
+        )
+        for n in _walk(node)
+    )
+
+
+def _window(query: str, now: datetime) -> dict[str, str | None] | None:
+    """The query's time bounds (after:, before:, time comparisons at its top level)."""
+    try:
+        node = parse(query, now=now)
+    except QueryError:
+        return None
+    terms = node.nodes if isinstance(node, And) else (node,)
+    after = before = None
+    for term in terms:
+        if isinstance(term, Compare) and term.field == "time" and isinstance(term.value, datetime):
+            text = term.value.isoformat().replace("+00:00", "Z")
+            if term.op in (">", ">="):
+                after = text
+            else:
+                before = text
+    if after is None and before is None:
+        return None
+    return {"after": after, "before": before}
 
 
 def salts_of(stored: StoredEvent) -> dict[Path, bytes]:
