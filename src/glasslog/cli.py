@@ -31,7 +31,14 @@ from glasslog import __version__
 from glasslog.access.audit import Auditor
 from glasslog.access.enforce import Reader, owner_evidence
 from glasslog.access.evidence import verify_evidence
-from glasslog.access.keys import AuthError, authenticate, looks_like_key, make_key
+from glasslog.access.keys import (
+    AuthError,
+    authenticate,
+    looks_like_key,
+    make_grant,
+    make_key,
+    principal_id,
+)
 from glasslog.access.policy import PolicyError, explain, load_policy, parse_duration
 from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
@@ -841,6 +848,144 @@ def keys_revoke(data: Path, store: str | None, key_id: str, as_json: bool) -> No
         _emit({"id": key_id, "revoked": True, "already": not newly}, compact=True)
     else:
         click.echo(f"revoked API key {key_id}" + ("" if newly else " (it was revoked already)"))
+
+
+@main.group(invoke_without_command=True)
+@data_option
+@store_option
+@policy_option
+@click.option("--principal", help="Who: an API key id (as `keys list` shows) or oidc:SUBJECT.")
+@click.option("--role", help="The policy role to add, for a while.")
+@click.option("--for", "lifetime", help="How long: 2h, 30m, 1d … (at most 7 days).")
+@click.option("--reason", help="Why (the incident): recorded in the ledger.")
+@json_option
+@click.pass_context
+def grant(
+    ctx: click.Context,
+    data: Path,
+    store: str | None,
+    policy: Path | None,
+    principal: str | None,
+    role: str | None,
+    lifetime: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Break-glass: give a principal a second role for a bounded time.
+
+    `glasslog grant --principal ID --role R --for 2h --reason "…"`; `grant list`,
+    `grant revoke ID`. A grant is an event in the ledger (grant.create), expires by
+    itself, and every read under it records its id. JSON: {"id", "principal", "role",
+    "expires", "reason"}.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [f"--{n}" for n, v in (("principal", principal), ("role", role),
+                                      ("for", lifetime), ("reason", reason)) if not v]  # fmt: skip
+    if missing:
+        _fail(f"grant needs {', '.join(missing)} (or a subcommand: list, revoke)", code=2)
+    if not (principal and role and lifetime and reason):
+        return  # unreachable: _fail exited; says so to the type checker
+    loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
+    if role not in loaded.roles:
+        known = ", ".join(sorted(loaded.roles))
+        _fail(f"the policy defines no role {role!r}; its roles are: {known}")
+    try:
+        made = make_grant(
+            principal=principal_id(principal),
+            role=role,
+            lifetime=parse_duration(lifetime),
+            reason=reason,
+        )
+    except ValueError as exc:
+        _fail(f"--for: {exc}")
+        return
+    _record(data, store, {
+        "service": "glasslog", "action": "grant.create", "category": "audit",
+        "outcome": "success", "actor": _owner(), "reason": made.reason,
+        "target": {"type": "principal", "id": made.principal},
+        "metadata": {"grant": made.id, "role": role, "expires": _us_text(made.expires_us)},
+    })  # fmt: skip
+    target = open_store(DataDir(data).store_spec(store))
+    try:
+        target.add_grant(made)
+    finally:
+        target.close()
+    if as_json:
+        shown = {"id": made.id, "principal": made.principal, "role": role,
+                 "expires": _us_text(made.expires_us), "reason": made.reason}  # fmt: skip
+        _emit(shown, compact=True)
+    else:
+        click.echo(
+            printable(f"granted {role} to {made.principal} until {_us_text(made.expires_us)} "
+                      f"({made.id})")
+        )  # fmt: skip
+
+
+@grant.command("list")
+@data_option
+@store_option
+@json_option
+def grant_list(data: Path, store: str | None, as_json: bool) -> None:
+    """List grants with their state (active, expired, revoked).
+
+    JSON: one {"id", "principal", "role", "reason", "created", "expires", "revoked",
+    "state"} per line.
+    """
+    target = open_store(DataDir(data).store_spec(store), readonly=True)
+    try:
+        found = target.grants()
+    finally:
+        target.close()
+    now_us = int(datetime.now(UTC).timestamp() * 1e6)
+    rows: list[dict[str, str | None]] = []
+    for g in found:
+        state = (
+            "revoked" if g.revoked_us is not None
+            else "expired" if now_us >= g.expires_us else "active"
+        )  # fmt: skip
+        rows.append({"id": g.id, "principal": g.principal, "role": g.role, "reason": g.reason,
+                     "created": _us_text(g.created_us), "expires": _us_text(g.expires_us),
+                     "revoked": _us_text(g.revoked_us), "state": state})  # fmt: skip
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif rows:
+        columns = ("id", "principal", "role", "expires", "state", "reason")
+        _table([[printable(str(r[c] or "")) for c in columns] for r in rows], list(columns))
+    else:
+        click.echo("no grants", err=True)
+
+
+@grant.command("revoke")
+@data_option
+@store_option
+@click.argument("grant_id", metavar="ID")
+@json_option
+def grant_revoke(data: Path, store: str | None, grant_id: str, as_json: bool) -> None:
+    """End grant ID now. Revoking is an event in the ledger (grant.revoke).
+
+    JSON: {"id", "revoked": true, "already": whether it was revoked before}.
+    """
+    target = open_store(DataDir(data).store_spec(store))
+    try:
+        known = next((g for g in target.grants() if g.id == grant_id), None)
+        if known is None:
+            _fail(f"no grant {grant_id!r}; `glasslog grant list` shows them")
+            return
+        _record(data, store, {
+            "service": "glasslog", "action": "grant.revoke", "category": "audit",
+            "outcome": "success", "actor": _owner(),
+            "target": {"type": "principal", "id": known.principal},
+            "metadata": {"grant": grant_id, "role": known.role},
+        })  # fmt: skip
+        newly = target.revoke_grant(grant_id, int(datetime.now(UTC).timestamp() * 1e6))
+    finally:
+        target.close()
+    if as_json:
+        _emit({"id": grant_id, "revoked": True, "already": not newly}, compact=True)
+    else:
+        click.echo(f"revoked grant {grant_id}" + ("" if newly else " (it was revoked already)"))
 
 
 @main.group()

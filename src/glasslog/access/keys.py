@@ -26,9 +26,17 @@ from glasslog.access.enforce import Principal
 from glasslog.access.policy import Policy
 from glasslog.errors import GlasslogError
 from glasslog.event import epoch_us
-from glasslog.store.base import ApiKey, Store
+from glasslog.store.base import ApiKey, Grant, Store
 
-__all__ = ["AuthError", "NewKey", "authenticate", "make_key"]
+__all__ = [
+    "AuthError",
+    "NewKey",
+    "active_grants",
+    "authenticate",
+    "make_grant",
+    "make_key",
+    "principal_id",
+]
 
 _KEY = re.compile(r"glk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,4 +115,57 @@ def authenticate(
             f"API key {key_id} is for the role {stored.role!r}, which the policy no longer "
             "defines: it grants nothing"
         )
-    return Principal(id=f"key:{key_id}", name=stored.name, kind="service", roles=(role,))
+    principal_id = f"key:{key_id}"
+    granted = active_grants(store, principal_id, moment)
+    extra = [policy.roles[g.role] for g in granted if g.role in policy.roles]
+    return Principal(
+        id=principal_id,
+        name=stored.name,
+        kind="service",
+        roles=(role, *(r for r in extra if r.name != role.name)),
+        grants=tuple(g.id for g in granted if g.role in policy.roles),
+    )
+
+
+MAX_GRANT: Final = timedelta(days=7)
+"""Break-glass is for an incident, not a standing role: a grant lasts at most this."""
+
+
+def principal_id(text: str) -> str:
+    """A principal as grants name it: ``key:<id>`` (a bare key id is one) or ``oidc:<sub>``."""
+    if re.fullmatch(r"[0-9a-f]{12}", text):
+        return f"key:{text}"
+    if re.fullmatch(r"key:[0-9a-f]{12}|oidc:.+", text):
+        return text
+    raise AuthError(
+        f"{text!r} names no principal: give an API key's id (12 hex digits, as `glasslog keys "
+        "list` shows), key:<id>, or oidc:<subject>"
+    )
+
+
+def make_grant(
+    *, principal: str, role: str, lifetime: timedelta, reason: str, now: datetime | None = None
+) -> Grant:
+    """A break-glass grant (not yet stored: the caller records it with its event)."""
+    if lifetime > MAX_GRANT:
+        raise AuthError(f"a grant lasts at most {MAX_GRANT.days} days; ask again when it ends")
+    if not reason.strip():
+        raise AuthError("a grant needs a --reason: break-glass access must say why")
+    moment = now or datetime.now(UTC)
+    return Grant(
+        id=f"g-{secrets.token_hex(6)}",
+        principal=principal,
+        role=role,
+        reason=reason.strip(),
+        created_us=epoch_us(moment),
+        expires_us=epoch_us(moment + lifetime),
+    )
+
+
+def active_grants(store: Store, principal: str, now_us: int) -> list[Grant]:
+    """The principal's grants in force at ``now_us``: expiry needs no process to run."""
+    return [
+        g
+        for g in store.grants(principal)
+        if g.revoked_us is None and g.created_us <= now_us < g.expires_us
+    ]

@@ -129,6 +129,19 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """A break-glass grant: a second role for a principal, until it expires."""
+
+    id: str
+    principal: str
+    role: str
+    reason: str
+    created_us: int
+    expires_us: int
+    revoked_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
     """A signed checkpoint note as stored, with the tree size it covers."""
 
@@ -277,6 +290,18 @@ class Store(Protocol):
 
     def revoke_api_key(self, key_id: str, time_us: int) -> bool:
         """Record the key's revocation; False when it was revoked already."""
+        ...
+
+    def add_grant(self, grant: Grant) -> None:
+        """Store a new break-glass grant; the id must be new."""
+        ...
+
+    def grants(self, principal: str | None = None) -> list[Grant]:
+        """Every grant (or a principal's), oldest first, with revocation times."""
+        ...
+
+    def revoke_grant(self, grant_id: str, time_us: int) -> bool:
+        """Record the grant's revocation; False when it was revoked already."""
         ...
 
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:

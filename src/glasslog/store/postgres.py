@@ -51,6 +51,7 @@ from glasslog.store.base import (
     ApiKey,
     EventRow,
     FieldRow,
+    Grant,
     StoredCheckpoint,
     StoredEvent,
     VerifyRow,
@@ -338,9 +339,10 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
 )
 _GUARDED_COUNTERS = _COUNTER_FUNCTIONS + _COUNTER_TRIGGERS
 
-# Migration 5: API keys, stored as the SHA-256 of their secret part, and their
-# revocations; append-only like the ledger, so a revoked key stays revoked.
-_KEY_TABLES = ("api_keys", "api_key_revocations")
+# Migration 5: API keys, stored as the SHA-256 of their secret part, break-glass
+# grants, and their revocations; append-only like the ledger, so a revoked key or
+# grant stays revoked.
+_KEY_TABLES = ("api_keys", "api_key_revocations", "grants", "grant_revocations")
 _API_KEYS = """
 CREATE TABLE api_keys (
     id      text PRIMARY KEY,
@@ -351,6 +353,19 @@ CREATE TABLE api_keys (
     expires bigint
 );
 CREATE TABLE api_key_revocations (
+    id   text PRIMARY KEY,
+    time bigint NOT NULL
+);
+CREATE TABLE grants (
+    id        text PRIMARY KEY,
+    principal text NOT NULL,
+    role      text NOT NULL,
+    reason    text NOT NULL,
+    created   bigint NOT NULL,
+    expires   bigint NOT NULL
+);
+CREATE INDEX grants_principal ON grants (principal);
+CREATE TABLE grant_revocations (
     id   text PRIMARY KEY,
     time bigint NOT NULL
 );
@@ -445,6 +460,10 @@ _BY_IDS = (
 _KEYS = (
     "SELECT k.id, k.hash, k.role, k.name, k.created, k.expires, r.time"
     " FROM api_keys k LEFT JOIN api_key_revocations r ON r.id = k.id"
+)
+_GRANTS = (
+    "SELECT g.id, g.principal, g.role, g.reason, g.created, g.expires, r.time"
+    " FROM grants g LEFT JOIN grant_revocations r ON r.id = g.id"
 )
 
 _DAY_US = 86_400_000_000
@@ -625,6 +644,35 @@ class PostgresStore:
             )
         except psycopg.Error as exc:
             raise _wrap(exc, "revoking an API key") from exc
+        return cur.rowcount == 1
+
+    def add_grant(self, grant: Grant) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO grants (id, principal, role, reason, created, expires)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (grant.id, grant.principal, grant.role, grant.reason, grant.created_us,
+                 grant.expires_us),
+            )  # fmt: skip
+        except psycopg.Error as exc:
+            raise _wrap(exc, "storing a grant") from exc
+
+    def grants(self, principal: str | None = None) -> list[Grant]:
+        if principal is None:
+            rows = self._query(_GRANTS + " ORDER BY g.created, g.id", ())
+        else:
+            rows = self._query(_GRANTS + " WHERE g.principal = %s ORDER BY g.created", (principal,))
+        return [Grant(*row) for row in rows]
+
+    def revoke_grant(self, grant_id: str, time_us: int) -> bool:
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO grant_revocations (id, time) VALUES (%s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (grant_id, time_us),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "revoking a grant") from exc
         return cur.rowcount == 1
 
     @contextmanager

@@ -29,6 +29,7 @@ from glasslog.store.base import (
     ApiKey,
     EventRow,
     FieldRow,
+    Grant,
     StoredCheckpoint,
     StoredEvent,
     VerifyRow,
@@ -45,7 +46,7 @@ SCHEMA_VERSION = 5
 3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``).
 4: full text derived in canonical key order, so that ``verify`` and the search recheck
 derive the same words from the body (see ``_migrate_to_4``).
-5: API keys (their hashes) and their revocations, append-only."""
+5: API keys (their hashes), break-glass grants, and their revocations, append-only."""
 
 _APPEND_ONLY = (
     "events",
@@ -55,6 +56,8 @@ _APPEND_ONLY = (
     "field_keys",
     "api_keys",
     "api_key_revocations",
+    "grants",
+    "grant_revocations",
 )
 
 _GUARDS = """
@@ -199,6 +202,21 @@ CREATE TABLE IF NOT EXISTS api_key_revocations (
     id   TEXT PRIMARY KEY,
     time INTEGER NOT NULL
 );
+
+-- Break-glass grants: a second role for a principal, until expires (docs/access.md).
+CREATE TABLE IF NOT EXISTS grants (
+    id        TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    expires   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grants_principal ON grants (principal);
+CREATE TABLE IF NOT EXISTS grant_revocations (
+    id   TEXT PRIMARY KEY,
+    time INTEGER NOT NULL
+);
 """.replace("%(fields)s", _FIELDS).replace("%(fts)s", _FTS)
     + "".join(_append_only(table) for table in _APPEND_ONLY)
     + _GUARDS
@@ -212,6 +230,10 @@ _INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
 _KEYS = (
     "SELECT k.id, CAST(k.hash AS BLOB), k.role, k.name, k.created, k.expires, r.time"
     " FROM api_keys k LEFT JOIN api_key_revocations r ON r.id = k.id"
+)
+_GRANTS = (
+    "SELECT g.id, g.principal, g.role, g.reason, g.created, g.expires, r.time"
+    " FROM grants g LEFT JOIN grant_revocations r ON r.id = g.id"
 )
 
 _FTS_TWIN = (
@@ -746,6 +768,36 @@ class SQLiteStore:
                 )
         except sqlite3.Error as exc:
             raise _wrap(exc, "revoking an API key") from exc
+        return cur.rowcount == 1
+
+    def add_grant(self, grant: Grant) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO grants (id, principal, role, reason, created, expires)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (grant.id, grant.principal, grant.role, grant.reason, grant.created_us,
+                     grant.expires_us),
+                )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "storing a grant") from exc
+
+    def grants(self, principal: str | None = None) -> list[Grant]:
+        if principal is None:
+            rows = self._query(_GRANTS + " ORDER BY g.created, g.id", ())
+        else:
+            rows = self._query(_GRANTS + " WHERE g.principal = ? ORDER BY g.created", (principal,))
+        return [Grant(*row) for row in rows]
+
+    def revoke_grant(self, grant_id: str, time_us: int) -> bool:
+        try:
+            with self._transaction():
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO grant_revocations (id, time) VALUES (?, ?)",
+                    (grant_id, time_us),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "revoking a grant") from exc
         return cur.rowcount == 1
 
     def lock_writer(self, *, wait: float = 30.0) -> AbstractContextManager[None]:
