@@ -39,6 +39,7 @@ from glasslog.access.keys import (
     make_key,
     principal_id,
 )
+from glasslog.access.oidc import OIDCVerifier
 from glasslog.access.policy import PolicyError, explain, load_policy, parse_duration
 from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
@@ -110,8 +111,8 @@ key_option = click.option(
     "key",
     envvar="GLASSLOG_KEY",
     default=None,
-    help="Read as this principal: an API key (env: GLASSLOG_KEY). Without it, as the "
-    "owner of the data directory (docs/access.md).",
+    help="Read as this principal: an API key or an OIDC token (env: GLASSLOG_KEY). "
+    "Without it, as the owner of the data directory (docs/access.md).",
 )
 
 
@@ -127,14 +128,18 @@ def _reading(
     if key is None:
         yield log
         return
-    if not looks_like_key(key):
-        raise AuthError(
-            "OIDC tokens are not accepted yet; use an API key from `glasslog keys create`"
-        )
     loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
+    if looks_like_key(key):
+        principal = authenticate(log.store, loaded, key)
+    elif loaded.oidc is None:
+        raise AuthError(
+            "--key is neither an API key nor usable as a token: the policy has no [oidc]"
+        )
+    else:
+        principal = OIDCVerifier(loaded.oidc).authenticate(key, loaded, log.store)
     auditor = Auditor(lambda events: _record(data, store, *events))
     try:
-        yield Reader(log, authenticate(log.store, loaded, key), auditor=auditor)
+        yield Reader(log, principal, auditor=auditor)
     finally:
         auditor.flush()
 
