@@ -578,16 +578,25 @@ def proof() -> None:
 @click.argument("seq", type=_SEQ)
 @click.option("--size", type=_SIZE, help="Tree size (default: latest checkpoint).")
 @json_option
+@reads_options
 def proof_inclusion(
-    data: Path, store: str | None, seq: int, size: int | None, as_json: bool
+    data: Path,
+    store: str | None,
+    seq: int,
+    size: int | None,
+    as_json: bool,
+    key: str | None,
+    policy: Path | None,
 ) -> None:
     """Prove that event SEQ is in the tree.
 
     JSON (one line when piped, or with --json): {"seq", "tree_size", "leaf", "leaf_hash",
-    "proof": [hash…], "root"}, bytes in base64.
+    "proof": [hash…], "root"}, bytes in base64. For a principal (--key) the event must
+    be in its scope, and "leaf" (the event's content) is left out: `get SEQ --proof`
+    gives the evidence its role may see.
     """
-    with Log.open(data, store=store) as log:
-        _emit(log.inclusion(seq, size=size), compact=as_json)
+    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
+        _emit(reads.inclusion(seq, size=size), compact=as_json)
 
 
 @proof.command("consistency")
@@ -596,14 +605,23 @@ def proof_inclusion(
 @click.argument("old", type=_SIZE)
 @click.argument("new", type=_SIZE)
 @json_option
-def proof_consistency(data: Path, store: str | None, old: int, new: int, as_json: bool) -> None:
+@reads_options
+def proof_consistency(
+    data: Path,
+    store: str | None,
+    old: int,
+    new: int,
+    as_json: bool,
+    key: str | None,
+    policy: Path | None,
+) -> None:
     """Prove that the tree of size NEW extends the tree of size OLD.
 
     JSON (one line when piped, or with --json): {"size1", "size2", "root1", "root2",
     "proof": [hash…]}, bytes in base64.
     """
-    with Log.open(data, store=store) as log:
-        _emit(log.consistency(old, new), compact=as_json)
+    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
+        _emit(reads.consistency(old, new), compact=as_json)
 
 
 @main.command()

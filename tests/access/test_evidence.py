@@ -132,3 +132,18 @@ def test_the_get_proof_and_verify_event_commands(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert json.loads(refused.stdout.splitlines()[0])["verified"] is False
     assert "verification failed" in refused.stderr
+
+
+def test_inclusion_and_consistency_proofs_follow_the_role(logged: TemporaryLog) -> None:
+    """An inclusion proof is for an event in scope and carries no leaf (its content); a
+    consistency proof needs the proof permission only."""
+    reader = _reader(logged, "dev")
+    proof = reader.inclusion(4)
+    assert "leaf" not in proof and proof["tree_size"] == 20
+    owner = logged.log.inclusion(4)
+    assert {k: v for k, v in owner.items() if k != "leaf"} == proof
+    with pytest.raises(NotFoundError, match=r"^no event with seq 5$"):
+        reader.inclusion(5)  # auth: out of scope
+    assert reader.consistency(10, 20)["size2"] == 20
+    with pytest.raises(AccessDenied, match="may not proof"):
+        _reader(logged, "nosy").consistency(10, 20)

@@ -108,6 +108,39 @@ class Reader:
         """Evidence for one event as the principal sees it (``get KEY --proof``)."""
         return self._audited("proof", key, lambda: self._evidence(key), lambda _: 1)
 
+    def inclusion(self, seq: int, *, size: int | None = None) -> dict[str, Any]:
+        """An inclusion proof for an event in scope, without its leaf (its content)."""
+        return self._audited(
+            "proof", str(seq), lambda: self._inclusion(seq, size=size), lambda _: 1
+        )
+
+    def consistency(self, size1: int, size2: int) -> dict[str, Any]:
+        """A consistency proof: hashes of the tree only, no event's content."""
+        return self._audited(
+            "proof",
+            f"{size1}..{size2}",
+            lambda: self._consistency(size1, size2),
+            lambda _: 1,
+        )
+
+    def _consistency(self, size1: int, size2: int) -> dict[str, Any]:
+        self._require("proof")
+        return self.log.consistency(size1, size2)
+
+    def _inclusion(self, seq: int, *, size: int | None) -> dict[str, Any]:
+        roles = self._require("proof")
+        now = self._now_or_clock()
+        scopes = [scope_node(r, now=now) for r in roles]
+        try:
+            stored = self.log.store.get(seq)
+        except NotFoundError:
+            raise _not_found(str(seq)) from None
+        if self._view(event_of(stored), stored, roles, scopes) is None:
+            raise _not_found(str(seq))
+        proof = self.log.inclusion(seq, size=size)
+        del proof["leaf"]  # the leaf holds every uncommitted value in clear
+        return proof
+
     def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
         """The request or trace, limited to the events the principal may see."""
         return self._audited(
