@@ -29,7 +29,7 @@ from typing import Any, Final, TypeVar
 from glasslog.access.audit import AUDIT_ACTION, AUDIT_SERVICE, Auditor, read_event
 from glasslog.access.evidence import build_evidence
 from glasslog.access.policy import Role
-from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, view, widen
+from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, unsafe, view, widen
 from glasslog.errors import GlasslogError, NotFoundError, QueryError
 from glasslog.ledger import merkle
 from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits, show_pointer
@@ -303,14 +303,50 @@ class Reader:
         page = self.log.search_node(
             run, bind=self._bind(query), limit=limit, sort=sort, cursor=cursor
         )
-        events = []
-        for event in page.events:
-            seq = event.pop("seq")
-            stored = self.log.store.get(seq)
-            shown = self._shown(event, stored, roles, scopes)
-            if shown is not None and matches(node, shown[1], seq=seq):
-                events.append({"seq": seq, **shown[0]})
+        events = self._present(page.events, node, roles, scopes, in_scope=True)
         return Page(events, page.cursor, page.outside, page.mismatched)
+
+    def _present(
+        self,
+        events: list[dict[str, Any]],
+        node: Node,
+        roles: Sequence[Role],
+        scopes: Sequence[Node],
+        *,
+        in_scope: bool,
+    ) -> list[dict[str, Any]]:
+        """Each event as the principal sees it, if it may and its view matches ``node``.
+
+        ``in_scope``: the store's rows were rechecked against a query that holds the
+        scope, so with one role every event is in it. Salts are read for a whole page
+        at once, and only when a role masks or hides something: the view of a role
+        without field rules is the event, and ``node`` matched it already.
+        """
+        ruled = any(r.mask or r.hide for r in roles)
+        if not ruled and in_scope and len(roles) == 1:
+            return events
+        # A query with no term a field rule can change (free text, or a field some role
+        # masks or hides) matches the view exactly when it matches the event.
+        blind = not any(unsafe(n, roles) for n in _walk(node))
+        stored = self.log.store.commitments([e["seq"] for e in events]) if ruled else {}
+        shown_events = []
+        for event in events:
+            seq = event.pop("seq")
+            including = (
+                list(roles)
+                if in_scope and len(roles) == 1
+                else [r for r, s in zip(roles, scopes, strict=True) if matches(s, event, seq=seq)]
+            )
+            if not including:
+                continue
+            if not ruled:
+                shown_events.append({"seq": seq, **event})
+                continue
+            commits, salts = stored[seq]
+            shown, masked, _ = view(event, including, _salts(commits, salts))
+            if blind or matches(node, _without(shown, masked), seq=seq):
+                shown_events.append({"seq": seq, **shown})
+        return shown_events
 
     def _get(self, key: str) -> dict[str, Any]:
         """One event as the principal may see it; "not found" when it may not see it."""
@@ -357,12 +393,7 @@ class Reader:
             Match("context.trace_id", ident, wildcard=False),
         ))  # fmt: skip
         timeline = self.log.trace(ident, limit=limit)
-        events = []
-        for event in timeline.events:
-            seq = event.pop("seq")
-            shown = self._shown(event, self.log.store.get(seq), roles, scopes)
-            if shown is not None and matches(wanted, shown[1], seq=seq):
-                events.append({"seq": seq, **shown[0]})
+        events = self._present(timeline.events, wanted, roles, scopes, in_scope=False)
         return Timeline(events, timeline.mismatched)
 
     def _count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
@@ -436,10 +467,12 @@ def _window(query: str, now: datetime) -> dict[str, str | None] | None:
 
 def salts_of(stored: StoredEvent) -> dict[Path, bytes]:
     """Each committed path of a stored event, with its salt."""
-    paths, _ = decode_commits(stored.commits)
-    return {
-        path: stored.salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] for i, path in enumerate(paths)
-    }
+    return _salts(stored.commits, stored.salts)
+
+
+def _salts(commits: str, salts: bytes) -> dict[Path, bytes]:
+    paths, _ = decode_commits(commits)
+    return {path: salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] for i, path in enumerate(paths)}
 
 
 def evidence_of(

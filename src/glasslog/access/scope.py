@@ -37,7 +37,16 @@ from glasslog.query.language import (
     parse,
 )
 
-__all__ = ["NOTHING", "FieldRule", "restrict", "rule_of", "scope_node", "view", "widen"]
+__all__ = [
+    "NOTHING",
+    "FieldRule",
+    "restrict",
+    "rule_of",
+    "scope_node",
+    "unsafe",
+    "view",
+    "widen",
+]
 
 NOTHING: Final[Node] = Not(Everything())
 """Matches no event: the scope of a role that lists no service or action."""
@@ -152,7 +161,7 @@ def restrict(node: Node, roles: Sequence[Role], scopes: Sequence[Node]) -> Node:
     return node
 
 
-def _unsafe(node: Node, roles: Sequence[Role]) -> bool:
+def unsafe(node: Node, roles: Sequence[Role]) -> bool:
     """Whether a term's truth in some role's view may differ from its truth on the event."""
     if isinstance(node, Text):
         return any(_has_rules(r) for r in roles)
@@ -183,7 +192,7 @@ def widen(node: Node, roles: Sequence[Role], *, positive: bool = True) -> Node:
         return all_of(widen(n, roles, positive=positive) for n in node.nodes)
     if isinstance(node, Or):
         return any_of(widen(n, roles, positive=positive) for n in node.nodes)
-    if _unsafe(node, roles):
+    if unsafe(node, roles):
         return node if positive else NOTHING
     return node
 

@@ -57,6 +57,38 @@ def matches(node: Node, event: dict[str, Any], *, seq: int, dialect: Dialect = S
     return _Matcher(event, seq, capped=isinstance(dialect, PostgresDialect)).node(node)
 
 
+_ONE_FIELD: dict[int, tuple[Or, tuple[str, frozenset[str]] | None]] = {}
+"""Memo of :func:`_one_field_values` by node identity: hashing a large query on every
+event would cost more than the lookup saves. The node is kept, so its id stays its own."""
+
+
+def _one_field_values(node: Or) -> tuple[str, frozenset[str]] | None:
+    """``(field, values)`` when ``node`` is only literal matches of one schema field (a
+    role's list of services, say), which set membership decides exactly."""
+    known = _ONE_FIELD.get(id(node))
+    if known is not None and known[0] is node:
+        return known[1]
+    if len(_ONE_FIELD) >= 1024:
+        _ONE_FIELD.clear()
+    found = _one_field_values_of(node)
+    _ONE_FIELD[id(node)] = (node, found)
+    return found
+
+
+def _one_field_values_of(node: Or) -> tuple[str, frozenset[str]] | None:
+    fields = {n.field for n in node.nodes if isinstance(n, Match) and not n.wildcard}
+    if len(fields) != 1 or len(node.nodes) < 2:
+        return None
+    (name,) = fields
+    if (
+        name in ("id", "seq")
+        or name.startswith("metadata.")
+        or not all(isinstance(n, Match) and not n.wildcard for n in node.nodes)
+    ):
+        return None
+    return name, frozenset(n.value for n in node.nodes if isinstance(n, Match))
+
+
 class _Matcher:
     __slots__ = ("_capped", "_event", "_joined", "_seq", "_words")
 
@@ -82,6 +114,10 @@ class _Matcher:
         if isinstance(node, And):
             return all(self.node(n) for n in node.nodes)
         if isinstance(node, Or):
+            same = _one_field_values(node)
+            if same is not None:  # a list of values of one schema field: one set lookup
+                value = self._get(same[0])
+                return isinstance(value, str) and value in same[1]
             return any(self.node(n) for n in node.nodes)
         if isinstance(node, Everything):
             return True

@@ -276,6 +276,10 @@ class Store(Protocol):
         """
         ...
 
+    def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        """``seq → (commits, salts)`` for the given seqs, in one read (masking a page)."""
+        ...
+
     def add_api_key(self, key: ApiKey) -> None:
         """Store a new API key (its hash); the id must be new."""
         ...

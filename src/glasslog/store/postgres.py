@@ -618,6 +618,16 @@ class PostgresStore:
         if found != SCHEMA_VERSION:
             raise self._version_problem(found)
 
+    def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        if not seqs:
+            return {}
+        rows = self._query(
+            "SELECT k.seq, e.commits, e.salts FROM event_keys k"
+            " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.seq = ANY(%s)",
+            (list(seqs),),
+        )
+        return {int(seq): (commits, bytes(salts)) for seq, commits, salts in rows}
+
     def add_api_key(self, key: ApiKey) -> None:
         try:
             self._conn.execute(

@@ -741,6 +741,17 @@ class SQLiteStore:
         assert bound is not None  # inserted above, or already there
         return bound
 
+    def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        found: dict[int, tuple[str, bytes]] = {}
+        for start in range(0, len(seqs), 500):  # well under SQLite's parameter limit
+            chunk = list(seqs[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            # Only '?' placeholders are spliced into the SQL; the seqs are bound parameters.
+            sql = f"SELECT seq, commits, salts FROM events WHERE seq IN ({marks})"  # noqa: S608
+            for seq, commits, salts in self._query(sql, chunk):
+                found[seq] = (commits, salts)
+        return found
+
     def add_api_key(self, key: ApiKey) -> None:
         try:
             with self._transaction():
