@@ -43,6 +43,7 @@ def _event(i: int) -> dict[str, Any]:
         "outcome": OUTCOMES[(i // 2) % 2],
         "actor": {"id": f"u-{i % 5}", "email": f"mail{i}x@example.com"},
         "reason": f"routine word{i % 4}",
+        "context": {"request_id": f"req-{i % 7}"},
         "metadata": {"card": f"cardmark{i}", "headers": f"headermark{i}", "tag": f"tag{i % 3}"},
     }
 
@@ -220,6 +221,44 @@ def test_search_and_count_match_the_oracle_and_leak_nothing(
         )
         if not words_in_query or not any(r.mask or r.hide for r in roles):
             assert reader.count(query).count == len(expected), query
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(roles=_roles(), pick=st.integers(0, N - 1))
+def test_get_trace_histogram_and_count_by_match_the_oracle(
+    store: TemporaryLog, roles: list[Role], pick: int
+) -> None:
+    """The other reads: same scope, same field rules, nothing more in any byte."""
+    events = _stored(store)
+    reader = Reader(store.log, _principal(roles), now=NOW)
+    visible = [e for e in events if _oracle_view(roles, e) is not None]
+    target = events[pick]
+    if _oracle_view(roles, target) is None:
+        with pytest.raises(NotFoundError, match=f"^no event with seq {pick}$"):
+            reader.get(str(pick))
+    else:
+        got = reader.get(str(pick))
+        including = [r for r in roles if _in_scope(r, target)]
+        for pointer in _MASKABLE:
+            head, key = pointer.strip("/").split("/")
+            rule = _rule(including, pointer)
+            if rule == "clear":
+                assert got[head][key] == target[head][key]
+            else:
+                assert json.dumps(target[head][key]) not in json.dumps(got)
+    request = target["context"]["request_id"]
+    timeline = reader.trace(request)
+    expected = [e["seq"] for e in visible if e["context"]["request_id"] == request]
+    assert sorted(e["seq"] for e in timeline.events) == sorted(expected)
+    assert expected or not timeline.events
+    histogram = reader.histogram("")
+    assert sum(n for _, n in histogram.buckets) == len(visible)
+    by_service: dict[str, int] = {}
+    for e in visible:
+        by_service[e["service"]] = by_service.get(e["service"], 0) + 1
+    assert dict(reader.count_by("", "service", top=10)) == by_service
 
 
 def test_out_of_scope_events_do_not_exist_for_get(store: TemporaryLog) -> None:
