@@ -21,7 +21,7 @@ call this class, and the owner of the data directory (no principal) uses the Log
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -58,11 +58,14 @@ class Principal:
     """Ids of the break-glass grants that add roles now (recorded with each read)."""
 
 
-def _walk(node: Node) -> list[Node]:
-    out = [node]
-    for child in getattr(node, "nodes", ()) or ((node.node,) if hasattr(node, "node") else ()):
-        out.extend(_walk(child))
-    return out
+def _walk(node: Node) -> Iterator[Node]:
+    """Every node of a query, itself first."""
+    yield node
+    if isinstance(node, And | Or):
+        for child in node.nodes:
+            yield from _walk(child)
+    elif isinstance(node, Not):
+        yield from _walk(node.node)
 
 
 class Reader:
@@ -259,21 +262,6 @@ class Reader:
         """What a cursor is bound to: the query, and who reads."""
         return f"{self.principal.id}\0{query}"
 
-    def _shown(
-        self,
-        event: dict[str, Any],
-        stored: StoredEvent,
-        roles: Sequence[Role],
-        scopes: Sequence[Node],
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(the principal's view, the same with masked values removed: what queries see),
-        or None when no role's scope includes the event."""
-        full = self._view(event, stored, roles, scopes)
-        if full is None:
-            return None
-        shown, masked, _ = full
-        return shown, _without(shown, masked)
-
     def _view(
         self,
         event: dict[str, Any],
@@ -357,11 +345,10 @@ class Reader:
             stored = self.log.find(key)
         except NotFoundError:
             raise _not_found(key) from None
-        event = event_of(stored)
-        shown = self._shown(event, stored, roles, scopes)
-        if shown is None:
+        full = self._view(event_of(stored), stored, roles, scopes)
+        if full is None:
             raise _not_found(key)  # the same words as for an event never stored
-        return {"seq": stored.seq, **shown[0]}
+        return {"seq": stored.seq, **full[0]}
 
     def _evidence(self, key: str) -> dict[str, Any]:
         """Evidence for one event as the principal sees it (``get KEY --proof``): needs
