@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from glasslog.access.enforce import AccessDenied, Principal, Reader
 from glasslog.access.policy import check_policy
 from glasslog.testing import TemporaryLog
 from tests.conftest import make_event
+from tests.test_cli import run
 
 POLICY = """\
 [roles.dev]
@@ -93,9 +93,7 @@ def test_records_are_written_in_batches_and_flushed() -> None:
 def test_the_cli_records_a_principals_reads_not_the_owners(tmp_path: Path) -> None:
     data = tmp_path / "log"
 
-    def glasslog(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-                              input=stdin, capture_output=True, text=True, check=False)  # fmt: skip
+    glasslog = partial(run, data=data)
 
     assert glasslog("init").returncode == 0
     (data / "policy.toml").write_text(

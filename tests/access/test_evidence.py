@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from glasslog.access.policy import check_policy
 from glasslog.errors import IntegrityError, NotFoundError
 from glasslog.testing import TemporaryLog
 from tests.conftest import make_event
+from tests.test_cli import run
 
 POLICY = """\
 [roles.dev]
@@ -111,9 +111,7 @@ def test_wrong_key_and_wrong_structure_are_named(logged: TemporaryLog) -> None:
 def test_the_get_proof_and_verify_event_commands(tmp_path: Path) -> None:
     data = tmp_path / "log"
 
-    def glasslog(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-                              input=stdin, capture_output=True, text=True, check=False)  # fmt: skip
+    glasslog = partial(run, data=data)
 
     assert glasslog("init").returncode == 0
     (data / "policy.toml").write_text(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from glasslog.access.policy import check_policy
 from glasslog.event import epoch_us
 from glasslog.testing import TemporaryLog
 from tests.conftest import make_event
+from tests.test_cli import run
 
 POLICY = """\
 [roles.admin]
@@ -76,9 +76,7 @@ def test_grants_are_bounded_and_justified() -> None:
 def test_the_grant_commands(tmp_path: Path) -> None:
     data = tmp_path / "log"
 
-    def glasslog(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-                              input=stdin, capture_output=True, text=True, check=False)  # fmt: skip
+    glasslog = partial(run, data=data)
 
     def seen(key: str) -> list[dict[str, Any]]:
         found = glasslog("search", "--key", key, "--json")
@@ -125,14 +123,11 @@ def test_the_grant_commands(tmp_path: Path) -> None:
 def test_a_grant_needs_every_option_and_a_known_role(tmp_path: Path) -> None:
     data = tmp_path / "log"
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-
-    assert run("init").returncode == 0
+    glasslog = partial(run, data=data)
+    assert glasslog("init").returncode == 0
     (data / "policy.toml").write_text(POLICY)
-    missing = run("grant", "--principal", "0123456789ab")
+    missing = glasslog("grant", "--principal", "0123456789ab")
     assert missing.returncode == 2 and "--role, --for, --reason" in missing.stderr
-    unknown = run("grant", "--principal", "0123456789ab", "--role", "root", "--for", "1h",
+    unknown = glasslog("grant", "--principal", "0123456789ab", "--role", "root", "--for", "1h",
                   "--reason", "x")  # fmt: skip
     assert unknown.returncode == 1 and "defines no role 'root'" in unknown.stderr

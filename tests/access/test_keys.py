@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from glasslog.access.policy import check_policy
 from glasslog.testing import TemporaryLog
 from tests.attacker import run_as_attacker
 from tests.conftest import make_event
+from tests.test_cli import run as _glasslog
 
 POLICY = """\
 [roles.admin]
@@ -99,16 +98,6 @@ def test_a_revocation_cannot_be_undone_through_sql(tlog: TemporaryLog) -> None:
     assert tlog.store.api_key(made.stored.id).revoked_us == 5  # type: ignore[union-attr]
     run_as_attacker(tlog.spec, ["DELETE FROM api_key_revocations"])  # with the guards dropped
     assert tlog.store.api_key(made.stored.id).revoked_us is None  # type: ignore[union-attr]
-
-
-def _glasslog(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from glasslog.access.oidc import OIDCVerifier
 from glasslog.access.policy import Policy, check_policy
 from glasslog.testing import TemporaryLog
 from tests.conftest import make_event
+from tests.test_cli import run
 
 ISSUER = "https://idp.example.com"
 
@@ -49,30 +49,25 @@ def _jwks(keys: dict[str, Any], path: Path, *, only: tuple[str, ...] = ("rsa", "
 
 
 def _policy(jwks: Path) -> Policy:
-    return check_policy(f"""\
-[roles.dev]
-permissions = ["search"]
-services = ["payments"]
-actions = ["*"]
-
-[oidc]
-issuer = "{ISSUER}"
-audience = "glasslog"
-jwks = "{jwks}"
-roles_claim = "groups"
-[oidc.roles]
-"payments-team" = "dev"
-""")
+    return check_policy(_policy_text(jwks))
 
 
-def _token(keys: dict[str, Any], kind: str = "rsa", **overrides: Any) -> str:
+def _token(
+    keys: dict[str, Any],
+    kind: str = "rsa",
+    *,
+    signer: Any = None,
+    kid: str | None = None,
+    **overrides: Any,
+) -> str:
+    """A token for alice in payments-team; ``signer`` and ``kid`` forge one."""
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": "glasslog", "sub": "alice", "name": "Alice",
               "groups": ["payments-team"], "iat": now, "exp": now + 600}  # fmt: skip
-    header = {"kid": f"{kind}-1"}
-    claims.update({k: v for k, v in overrides.items() if not k.startswith("_")})
+    header = {"kid": kid or f"{kind}-1"}
+    claims.update(overrides)
     alg = {"rsa": "RS256", "ec": "ES256", "ed": "EdDSA"}[kind]
-    return jwt.encode(claims, keys[kind], algorithm=alg, headers=header)
+    return jwt.encode(claims, signer or keys[kind], algorithm=alg, headers=header)
 
 
 @pytest.fixture
@@ -152,35 +147,10 @@ def test_bad_tokens_are_refused(
         ),
         "HS256 keyed with the public key": (_hmac_with_public_key(keys), "signed with 'HS256'"),
         "unknown key id": (
-            jwt.encode(
-                {
-                    "iss": ISSUER,
-                    "aud": "glasslog",
-                    "sub": "m",
-                    "exp": now + 60,
-                    "groups": ["payments-team"],
-                },
-                other,
-                algorithm="RS256",
-                headers={"kid": "rsa-2"},
-            ),
+            _token(keys, signer=other, kid="rsa-2"),
             "key id is not in the issuer's JWKS",
         ),
-        "forged signature": (
-            jwt.encode(
-                {
-                    "iss": ISSUER,
-                    "aud": "glasslog",
-                    "sub": "m",
-                    "exp": now + 60,
-                    "groups": ["payments-team"],
-                },
-                other,
-                algorithm="RS256",
-                headers={"kid": "rsa-1"},
-            ),
-            "not valid: InvalidSignatureError",
-        ),
+        "forged signature": (_token(keys, signer=other), "not valid: InvalidSignatureError"),
         "no role": (_token(keys, groups=["marketing"]), "maps to no role"),
         "no sub": (_token(keys, sub=None), "not valid"),
         "not a token": ("hello", "neither an API key nor a JWT"),
@@ -210,9 +180,7 @@ def test_a_rotated_key_is_fetched_again(
 def test_a_token_reads_through_its_role_on_the_cli(keys: dict[str, Any], tmp_path: Path) -> None:
     data = tmp_path / "log"
 
-    def glasslog(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "glasslog", *args, "--data", str(data)],
-                              input=stdin, capture_output=True, text=True, check=False)  # fmt: skip
+    glasslog = partial(run, data=data)
 
     assert glasslog("init").returncode == 0
     jwks = tmp_path / "jwks.json"

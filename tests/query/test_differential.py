@@ -49,10 +49,19 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     return {k: _value(rng, depth + 1) for k in rng.sample(KEYS, rng.randrange(1, 3))}
 
 
-def _dataset() -> list[dict[str, Any]]:
-    rng = random.Random(20261126)
+def _dataset(
+    *,
+    seed: int = 20261126,
+    count: int = 400,
+    words: list[str] | None = None,
+    trace_ids: bool = False,
+) -> list[dict[str, Any]]:
+    """The messy events both backends must agree on (test_match.py draws its own: other
+    ``reason`` words, and trace ids too)."""
+    rng = random.Random(seed)
+    reasons = WORDS if words is None else words
     events = []
-    for _ in range(400):
+    for _ in range(count):
         event: dict[str, Any] = {
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "time": (NOW - timedelta(seconds=rng.randrange(3 * 86400))).isoformat(),
@@ -61,11 +70,13 @@ def _dataset() -> list[dict[str, Any]]:
             "outcome": rng.choice(["success", "failure", "denied"]),
             "actor": {"id": f"u-{rng.randrange(12)}", "type": rng.choice(["user", "service"])},
             "context": {"request_id": f"req-{rng.randrange(60)}"},
-            "reason": " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6))),
+            "reason": " ".join(rng.choice(reasons) for _ in range(rng.randrange(6))),
             "metadata": {k: _value(rng) for k in rng.sample(KEYS, rng.randrange(len(KEYS)))},
         }
         if rng.random() < 0.7:
             event["target"] = {"type": "record", "id": rng.choice(STRINGS)}
+        if trace_ids and rng.random() < 0.3:
+            event["context"]["trace_id"] = f"tr-{rng.randrange(20)}"
         events.append(event)
     return events
 

@@ -16,10 +16,8 @@ do not fix.
 
 from __future__ import annotations
 
-import random
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -35,7 +33,8 @@ from glasslog.query.words import MAX_POSITION
 from glasslog.store.base import event_of
 from glasslog.testing import TemporaryLog
 from tests.conftest import BACKENDS, backend_log
-from tests.query.test_differential import KEYS, STRINGS, _fields, _term, _value, _values
+from tests.query.test_differential import _dataset as _events
+from tests.query.test_differential import _fields, _term, _values
 from tests.query.test_search import _quote
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -46,26 +45,7 @@ OTHER_WORDS = ["café", "db.query", "pay", "3", "rec", "two", "ünïcode", "succ
 
 
 def _dataset() -> list[dict[str, Any]]:
-    rng = random.Random(20261127)
-    events = []
-    for _ in range(300):
-        event: dict[str, Any] = {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "time": (NOW - timedelta(seconds=rng.randrange(3 * 86400))).isoformat(),
-            "service": rng.choice(["payments", "pay-x", "Payments", "auth", "a_b", "pay_x"]),
-            "action": rng.choice(["db.query", "db.drop", "user.login", "dbxquery"]),
-            "outcome": rng.choice(["success", "failure", "denied"]),
-            "actor": {"id": f"u-{rng.randrange(12)}", "type": rng.choice(["user", "service"])},
-            "context": {"request_id": f"req-{rng.randrange(60)}"},
-            "reason": " ".join(rng.choice(REASON_WORDS) for _ in range(rng.randrange(6))),
-            "metadata": {k: _value(rng) for k in rng.sample(KEYS, rng.randrange(len(KEYS)))},
-        }
-        if rng.random() < 0.7:
-            event["target"] = {"type": "record", "id": rng.choice(STRINGS)}
-        if rng.random() < 0.3:
-            event["context"]["trace_id"] = f"tr-{rng.randrange(20)}"
-        events.append(event)
-    return events
+    return _events(seed=20261127, count=300, words=REASON_WORDS, trace_ids=True)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
