@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final, TypeVar
 
 from glasslog.access.audit import AUDIT_ACTION, AUDIT_SERVICE, Auditor, read_event
@@ -318,6 +319,7 @@ class Reader:
         blind = not any(unsafe(n, roles) for n in _walk(node))
         stored = self.log.store.commitments([e["seq"] for e in events]) if ruled else {}
         shown_events = []
+        memo: dict[tuple[tuple[str, ...], Path], bool | str] = {}
         for event in events:
             seq = event.pop("seq")
             including = (
@@ -331,7 +333,7 @@ class Reader:
                 shown_events.append({"seq": seq, **event})
                 continue
             commits, salts = stored[seq]
-            shown, masked, _ = view(event, including, _salts(commits, salts))
+            shown, masked, _ = view(event, including, _salts(commits, salts), memo)
             if blind or matches(node, _without(shown, masked), seq=seq):
                 shown_events.append({"seq": seq, **shown})
         return shown_events
@@ -458,8 +460,18 @@ def salts_of(stored: StoredEvent) -> dict[Path, bytes]:
 
 
 def _salts(commits: str, salts: bytes) -> dict[Path, bytes]:
+    return {
+        path: salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+        for i, path in enumerate(_committed_paths(commits))
+    }
+
+
+@lru_cache(maxsize=1024)
+def _committed_paths(commits: str) -> tuple[Path, ...]:
+    """The paths of a stored ``commits`` column: events of one kind share the same
+    text, so a page decodes each distinct one once."""
     paths, _ = decode_commits(commits)
-    return {path: salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] for i, path in enumerate(paths)}
+    return tuple(paths)
 
 
 def evidence_of(

@@ -201,9 +201,12 @@ def view(
     event: dict[str, Any],
     rules: Sequence[Role],
     committed: dict[Path, bytes],
+    memo: dict[tuple[tuple[str, ...], Path], bool | str] | None = None,
 ) -> tuple[dict[str, Any], dict[Path, str], dict[Path, str | None]]:
     """The event as the roles ``rules`` (those whose scope includes it) show it.
 
+    ``memo`` (optional, for a page of events): each (rules, path)'s decision, kept
+    across calls, because the same few paths are decided for every event of a page.
     ``committed`` maps each committed path of the stored event to its salt. Returns
     the view, the masked paths with their commitment, and the hidden paths with their
     commitment (evidence puts those back to rebuild the leaf). A field a rule names
@@ -213,9 +216,16 @@ def view(
     out: dict[str, Any] = dict(event)
     masked: dict[Path, str] = {}
     hidden: dict[Path, str | None] = {}
+    names = tuple(role.name for role in rules)
+    decided = {} if memo is None else memo
     for path in _candidates(event, rules, committed):
-        shown = [rule_of(role, path) for role in rules]
-        if "clear" in shown:
+        rule = decided.get((names, path))
+        if rule is None:
+            shown = [rule_of(role, path) for role in rules]
+            rule = decided[names, path] = (
+                False if "clear" in shown else "mask" if "mask" in shown else "hide"
+            )
+        if rule is False:
             continue
         parent: dict[str, Any] = out
         if len(path) == 2:
@@ -234,7 +244,7 @@ def view(
             sealed = commitment(salt, value)
         else:
             sealed = None
-        if "mask" in shown and sealed is not None:
+        if rule == "mask" and sealed is not None:
             parent[path[-1]] = {COMMIT_KEY: sealed}
             masked[path] = sealed
         else:
