@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
-from glasslog.ingest.pipeline import Settings
+from glasslog.datadir import DataDir
+from glasslog.identity import initialise
+from glasslog.ingest.pipeline import Preparer, Sequencer, Settings, submit
 from glasslog.ledger import merkle
 from glasslog.ledger.note import verify_checkpoint
+from glasslog.store import open_store
 from glasslog.store.base import leaf_of, restore_tree
 from glasslog.testing import TemporaryLog
 from glasslog.verify import verify_store
@@ -184,3 +189,33 @@ def test_checkpoints_are_signed_after_the_interval(backend: str) -> None:
         for _ in range(3):
             tlog.submit([make_event() for _ in range(5)])
         assert [c.size for c in tlog.store.checkpoints()] == [5, 10, 15]
+
+
+def test_two_writers_on_one_sqlite_store_take_turns_batch_by_batch() -> None:
+    """A server and the CLI both write to one embedded store: each sequencer takes the
+    data directory's writer lock per batch and catches up with the other's appends, so
+    the log stays one dense tree that verifies, and neither refuses to write."""
+    with tempfile.TemporaryDirectory() as tmp:
+        datadir = DataDir(Path(tmp) / "data")
+        signer = initialise(datadir.path, store=None, origin="test.example/turns").signer
+        spec = datadir.store_spec(None)
+        stores = [open_store(spec), open_store(spec)]
+        try:
+            writers = [
+                Sequencer(store, signer, datadir=datadir, writer_lock=datadir.writer_lock)
+                for store in stores
+            ]
+            preparer = Preparer(fingerprint_key=datadir.fingerprint_key())
+            seqs: list[int] = []
+            for turn in range(6):
+                receipts = submit(writers[turn % 2], preparer, [make_event() for _ in range(5)])
+                seqs += [r.seq for r in receipts if r.seq is not None]
+                writers[turn % 2].checkpoint()
+            assert seqs == list(range(30))
+            with datadir.writer_lock(wait=0.2):
+                pass  # neither holds the lock between batches
+            report = verify_store(spec, datadir.verifier(), workers=1)
+            assert (report.events, report.checkpoints, report.pending) == (30, 6, 0)
+        finally:
+            for store in stores:
+                store.close()

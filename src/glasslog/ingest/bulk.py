@@ -352,17 +352,21 @@ def ingest_lines(
     source = _Input(stream, min(settings.batch_size, CHUNK_LINES), config.ingest.max_line_bytes)
     tally = Tally()
     stop = _Stop()
+    announce = _once(waiting)
     try:
-        with (
-            stop.on_sigint(),
-            _prepared(iter(source), key, settings, workers) as prepared,
-            datadir.writer_lock(waiting=waiting),
-        ):
+        with stop.on_sigint(), _prepared(iter(source), key, settings, workers) as prepared:
             target = open_store(datadir.store_spec(store))
             try:
-                # On a shared store (PostgreSQL) the sequencer takes the store's lock batch
-                # by batch, so writers on several hosts interleave into one dense log.
-                sequencer = Sequencer(target, signer, settings=settings, datadir=datadir)
+                # The sequencer takes the writer locks batch by batch, so writers
+                # interleave into one dense log: a server and the CLI on one SQLite
+                # store, and writers on several hosts on PostgreSQL.
+                sequencer = Sequencer(
+                    target,
+                    signer,
+                    settings=settings,
+                    datadir=datadir,
+                    writer_lock=lambda: datadir.writer_lock(waiting=announce),
+                )
                 _ingest(sequencer, prepared, tally, stop, rejected=rejected, progress=progress)
             finally:
                 target.close()
@@ -383,6 +387,21 @@ def ingest_lines(
     return tally.accepted, tally.duplicates, tally.rejected
 
 
+def _once(callback: Callable[[], object] | None) -> Callable[[], object] | None:
+    """``callback``, called at most once however many batches wait for the lock."""
+    if callback is None:
+        return None
+    called = False
+
+    def once() -> None:
+        nonlocal called
+        if not called:
+            called = True
+            callback()
+
+    return once
+
+
 def _ingest(
     sequencer: Sequencer,
     prepared: Iterator[tuple[int | None, _Results]],
@@ -392,7 +411,7 @@ def _ingest(
     rejected: IO[str],
     progress: Callable[[Tally], object] | None,
 ) -> None:
-    """Sequence everything ``prepared``, then sign; the caller holds the writer locks."""
+    """Sequence everything ``prepared``, then sign; the sequencer takes the writer locks."""
     stop.writing = True
     pending: _Results = []
     for end, results in prepared:

@@ -24,8 +24,8 @@ import os
 import pathlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -162,16 +162,24 @@ class Sequencer:
         *,
         settings: Settings | None = None,
         datadir: DataDir | None = None,
+        writer_lock: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         """``datadir``, when given, keeps the newest checkpoint signed here outside the
         store (``checkpoint.json``), and the history is checked against it before each
-        signature; every writer the CLI or a server runs passes it."""
+        signature; every writer the CLI or a server runs passes it.
+
+        ``writer_lock`` (the data directory's :meth:`~glasslog.datadir.DataDir.writer_lock`)
+        is taken around each batch and each signature, with a catch-up when another
+        process appended meanwhile: a server and the CLI then write to one SQLite store
+        in turns, batch by batch, as writers on several hosts do on PostgreSQL. Without
+        it the caller holds the lock for the sequencer's whole life."""
         check_signer(store, signer)  # before anything is written: a wrong key poisons the log
         self.store = store
         self.settings = settings or Settings()
         self._signer = signer
         self._verifier = Verifier.from_vkey(signer.vkey)
         self._datadir = datadir
+        self._writer_lock = writer_lock
         self._tree: TreeBuilder = restore_tree(store)
         # Refuse to write onto a history that no longer extends what was signed.
         # Read once, then counted as we sign: signing must not re-read every checkpoint.
@@ -199,12 +207,16 @@ class Sequencer:
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
-        """Our turn to sequence. On a shared store (PostgreSQL, several hosts) that means
-        the store's writer lock, and catching up with what other writers appended."""
-        if not self.store.shared:
+        """Our turn to sequence. On a shared store (PostgreSQL, several hosts), or with a
+        ``writer_lock`` taken per batch, that means the lock, and catching up with what
+        other writers appended."""
+        if self._writer_lock is None and not self.store.shared:
             yield
             return
-        with self.store.lock_writer():
+        with (
+            self._writer_lock() if self._writer_lock is not None else nullcontext(),
+            self.store.lock_writer(),
+        ):
             if self.store.size() != self._tree.size:
                 self._tree = restore_tree(self.store)
                 latest = self.store.latest_checkpoint()
