@@ -19,7 +19,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -32,15 +32,12 @@ from glasslog.access.audit import Auditor
 from glasslog.access.enforce import Reader, owner_evidence
 from glasslog.access.evidence import verify_evidence
 from glasslog.access.keys import (
-    AuthError,
-    authenticate,
-    looks_like_key,
     make_grant,
     make_key,
     principal_id,
 )
-from glasslog.access.oidc import OIDCVerifier
 from glasslog.access.policy import PolicyError, explain, load_policy, parse_duration
+from glasslog.access.principals import identify
 from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
@@ -129,14 +126,7 @@ def _reading(
         yield log
         return
     loaded = load_policy(_policy_path(data, policy), committed=_committed(data))
-    if looks_like_key(key):
-        principal = authenticate(log.store, loaded, key)
-    elif loaded.oidc is None:
-        raise AuthError(
-            "--key is neither an API key nor usable as a token: the policy has no [oidc]"
-        )
-    else:
-        principal = OIDCVerifier(loaded.oidc).authenticate(key, loaded, log.store)
+    principal = identify(log.store, loaded, key)
     auditor = Auditor(lambda events: _record(data, store, *events))
     try:
         yield Reader(log, principal, auditor=auditor)
@@ -1088,6 +1078,56 @@ def policy_explain(data: Path, policy: Path | None, role: str, as_json: bool) ->
         return
     for line in explain(found).splitlines():  # printable() would escape the newlines
         click.echo(printable(line))
+
+
+@main.command()
+@data_option
+@store_option
+@policy_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8433, show_default=True)
+@click.option("--metrics-host", help="Also serve /metrics, without a principal, on this "
+              "address (for a scraper on a private network).")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9433, show_default=True)
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="PEM certificate chain: serve HTTPS.")  # fmt: skip
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="PEM private key of --tls-cert.")  # fmt: skip
+@click.option("--insecure-http", is_flag=True,
+              help="Allow plain HTTP on a non-loopback address (behind a TLS proxy).")  # fmt: skip
+@click.option("--rate", type=click.FloatRange(0.1, 1e6), default=50.0, show_default=True,
+              help="Requests per second per principal (429 beyond, after a burst).")  # fmt: skip
+def serve(
+    data: Path,
+    store: str | None,
+    policy: Path | None,
+    host: str,
+    port: int,
+    metrics_host: str | None,
+    metrics_port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    insecure_http: bool,
+    rate: float,
+) -> None:
+    """Serve the HTTP API: ingest, role-scoped reads, proofs and a live tail.
+
+    Every read needs Authorization: Bearer <API key or OIDC token> and is scoped,
+    masked and audited as the CLI's --key reads are (docs/http.md). SIGTERM or Ctrl-C
+    stops it gracefully: queued events are written and a checkpoint is signed.
+    """
+    # Imported here: the web stack costs every other command a tenth of a second.
+    from glasslog.server import run  # noqa: PLC0415
+    from glasslog.server.service import ServiceConfig  # noqa: PLC0415
+
+    binding = run.Binding(
+        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
+        metrics_host=metrics_host, metrics_port=metrics_port,
+    )  # fmt: skip
+    config = ServiceConfig(data=data, store=store, policy=policy, rate=rate)
+    # Ctrl-C is a graceful stop: the server wrote, signed and closed before it returns.
+    with suppress(KeyboardInterrupt):
+        run.serve(config, binding)
 
 
 @main.command()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from glasslog.datadir import DataDir
-from glasslog.errors import ConfigError, GlasslogError, IntegrityError, NotFoundError
+from glasslog.errors import ConfigError, GlasslogError, IntegrityError, NotFoundError, QueryError
 from glasslog.ledger import merkle
 from glasslog.ledger.note import Checkpoint, verify_checkpoint
 from glasslog.query.language import MAX_SEQ, Match, Node, Or, parse, resolve_field
@@ -363,14 +363,20 @@ class Log:
         plan = compile_query(node, dialect=self._search.dialect)
         return self._search.count_by(plan, path, top=top)
 
-    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
-        """Matches per time bucket; the bucket size adapts to the window (≤ 100 buckets)."""
-        return self.histogram_node(parse(query, now=now or datetime.now(UTC)))
+    def histogram(
+        self, query: str, *, now: datetime | None = None, bucket: timedelta | None = None
+    ) -> Histogram:
+        """Matches per time bucket; the bucket size adapts to the window (≤ 100 buckets)
+        unless ``bucket`` fixes it."""
+        return self.histogram_node(parse(query, now=now or datetime.now(UTC)), bucket=bucket)
 
-    def histogram_node(self, node: Node) -> Histogram:
+    def histogram_node(self, node: Node, *, bucket: timedelta | None = None) -> Histogram:
         """:meth:`histogram` of a parsed query."""
         plan = compile_query(node, dialect=self._search.dialect)
-        size, _, buckets = self._search.histogram(plan)
+        size_us = None if bucket is None else bucket // timedelta(microseconds=1)
+        if size_us is not None and size_us < 1_000_000:
+            raise QueryError("a histogram bucket is at least one second")
+        size, _, buckets = self._search.histogram(plan, bucket=size_us)
         return Histogram(
             bucket_seconds=size / 1e6,
             buckets=[(_format_us(start), n) for start, n in buckets],

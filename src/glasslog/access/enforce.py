@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, TypeVar
 
@@ -168,12 +168,14 @@ class Reader:
             lambda groups: sum(n for _, n in groups),
         )
 
-    def histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+    def histogram(
+        self, query: str, *, now: datetime | None = None, bucket: timedelta | None = None
+    ) -> Histogram:
         """Matches the principal may see, per time bucket."""
         return self._audited(
             "histogram",
             query,
-            lambda: self._histogram(query, now=now),
+            lambda: self._histogram(query, now=now, bucket=bucket),
             lambda h: sum(n for _, n in h.buckets),
         )
 
@@ -404,10 +406,12 @@ class Reader:
             )
         return self.log.count_by_node(run, field_name, top=top)
 
-    def _histogram(self, query: str, *, now: datetime | None = None) -> Histogram:
+    def _histogram(
+        self, query: str, *, now: datetime | None = None, bucket: timedelta | None = None
+    ) -> Histogram:
         """Matches the principal may see, per time bucket."""
         _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
-        return self.log.histogram_node(run)
+        return self.log.histogram_node(run, bucket=bucket)
 
 
 T = TypeVar("T")

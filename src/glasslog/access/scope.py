@@ -265,3 +265,11 @@ def _candidates(
             else:
                 paths[pointer] = None
     return list(paths)
+
+
+def writable(roles: Sequence[Role]) -> Node:
+    """The events ``roles`` (those with ``ingest``) may write: their services' globs.
+
+    A writer's ``services`` limit what it may write; its other scope keys are about
+    reading and do not apply."""
+    return any_of(_globs("service", role.services) for role in roles if role.services)

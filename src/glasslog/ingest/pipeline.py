@@ -100,6 +100,12 @@ class Preparer:
         self.settings = settings or Settings()
         self._scrubber = Scrubber(fingerprint_key=fingerprint_key, config=self.settings.scrub)
 
+    @property
+    def scrubber(self) -> Scrubber:
+        """The scrubber events go through; rejection messages quoting input go through
+        it too (:func:`glasslog.ingest.lines.scrub_messages`)."""
+        return self._scrubber
+
     def prepare(self, raw: object, *, now: datetime | None = None) -> Prepared:
         """Validate, scrub and commit one event; raise :class:`EventError` if it is invalid."""
         event = validate(raw, limits=self.settings.limits, now=now)
@@ -286,6 +292,14 @@ class Sequencer:
         waited = time.monotonic() - self._oldest_unsigned
         if pending >= self.settings.checkpoint_every or waited >= self.settings.checkpoint_interval:
             self._checkpoint()
+
+    def sign_if_due(self) -> None:
+        """Sign now if events have waited ``checkpoint_interval`` seconds (a server's
+        clock tick: between batches no commit would otherwise notice)."""
+        if self._oldest_unsigned is None:
+            return
+        with self._turn():
+            self._maybe_checkpoint()
 
     def checkpoint(self) -> StoredCheckpoint:
         """Sign and store a checkpoint for the current tree, unless one already covers it."""

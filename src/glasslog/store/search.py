@@ -76,6 +76,8 @@ BUCKETS_US = [
     for s in (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 ]
 MAX_BUCKETS = 100
+MAX_FIXED_BUCKETS: Final = 10_000
+"""Buckets a histogram with a bucket size given by the reader may have."""
 WEEK_US: Final = 7 * 86400 * 1_000_000
 MIN_TIME_US: Final = -62_135_596_800_000_000
 """0001-01-01T00:00:00Z in µs since the epoch: the earliest time an event can have."""
@@ -412,12 +414,16 @@ class Search(ABC):
                 counts[value] = counts.get(value, 0) + int(n)
         return list(counts.items())
 
-    def histogram(self, plan: Compiled) -> tuple[int, int, list[tuple[int, int]]]:
+    def histogram(
+        self, plan: Compiled, *, bucket: int | None = None
+    ) -> tuple[int, int, list[tuple[int, int]]]:
         """(bucket size µs, first bucket start µs, [(bucket start, count)]) over the window.
 
         Every bucket from the window's start to its end is listed, empty ones with a
         count of 0: a gap in activity is an answer too. The window is the query's time
-        bounds, or the first and last match where the query has none.
+        bounds, or the first and last match where the query has none. ``bucket`` (µs)
+        fixes the bucket size, which otherwise adapts to the window (≤ 100 buckets);
+        a fixed size may give at most :data:`MAX_FIXED_BUCKETS`.
         """
         with self._budget():
             # The matches' times: from the field index for a metadata equality.
@@ -436,8 +442,13 @@ class Search(ABC):
                     return BUCKETS_US[0], 0, []
                 low = int(first[0][0]) if low is None else low
                 high = int(last[0][0]) + 1 if high is None else high
-            size = bucket_size(low, high)
+            size = bucket_size(low, high) if bucket is None else bucket
             start = bucket_start(low, size)
+            if bucket is not None and -(-(high - start) // size) > MAX_FIXED_BUCKETS:
+                raise QueryError(
+                    f"a bucket of {bucket / 1e6:g} s cuts this window into more than "
+                    f"{MAX_FIXED_BUCKETS:,} buckets; choose a larger bucket or a shorter window"
+                )
             # No ORDER BY: at most 100 groups; without it PostgreSQL hashes the groups
             # instead of sorting every matching row by bucket (a third of the time).
             sql = (

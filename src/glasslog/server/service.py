@@ -1,0 +1,204 @@
+"""What a running server holds: the log, the policy, the writer, the auditor, the limits.
+
+Reads run on the web framework's worker threads, each with its own connection to the
+store (a SQLite connection belongs to one thread). Writes go through the one
+:class:`~glasslog.server.writer.WriteQueue`. Every principal's read is audited by one
+shared :class:`~glasslog.access.audit.Auditor`, whose batches go to the writer.
+
+The policy is read again when its file changes, so a role taken away takes effect
+without a restart. A policy that no longer validates is not applied: the server keeps
+the last valid one and logs the problems, rather than serving with no policy or
+with half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glasslog.access.audit import Auditor
+from glasslog.access.enforce import Principal, Reader
+from glasslog.access.oidc import OIDCVerifier
+from glasslog.access.policy import Policy, PolicyError, load_policy
+from glasslog.access.principals import identify
+from glasslog.datadir import DataDir
+from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings
+from glasslog.log import Log
+from glasslog.server.limits import RateLimiter
+from glasslog.server.metrics import Metrics
+from glasslog.server.writer import WriteQueue
+from glasslog.store import open_store
+
+__all__ = ["Service", "ServiceConfig"]
+
+log = logging.getLogger("glasslog.server")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """How ``glasslog serve`` was asked to run."""
+
+    data: Path
+    store: str | None = None
+    policy: Path | None = None
+    rate: float = 50.0
+    """Requests per second per principal, on average."""
+    burst: int = 200
+    """Requests a principal may make at once before the rate applies."""
+    queue_capacity: int = 20_000
+    """Events waiting to be written before writes are answered 503."""
+    checkpoint_interval: float = 1.0
+    """Seconds an event may wait for a signed checkpoint."""
+
+
+class Service:
+    """The server's state; :meth:`start` before serving, :meth:`stop` after."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.datadir = DataDir(config.data)
+        self.datadir.require()
+        self.spec = self.datadir.store_spec(config.store)
+        settings_file = self.datadir.config()
+        self._committed = settings_file.ledger.commit
+        self.policy_path = config.policy or self.datadir.policy_file
+        self._policy = load_policy(self.policy_path, committed=self._committed)
+        self._policy_stamp = self._stamp()
+        self._oidc = OIDCVerifier(self._policy.oidc) if self._policy.oidc else None
+        self._policy_lock = threading.Lock()
+        self._local = threading.local()
+        self._logs: list[Log] = []
+        self._logs_lock = threading.Lock()
+        self.metrics = Metrics()
+        self.limiter = RateLimiter(config.rate, config.burst)
+        self.failures = RateLimiter(rate=1.0, burst=20)
+        """Failed sign-ins per client address: 20 at once, then one a second."""
+        settings = Settings(
+            scrub=settings_file.scrub,
+            sensitive=(*Settings().sensitive, *self._committed),
+            checkpoint_interval=config.checkpoint_interval,
+        )
+        self.preparer = Preparer(fingerprint_key=self.datadir.fingerprint_key(), settings=settings)
+        self._settings = settings
+        self.writer = WriteQueue(
+            self._open_sequencer,
+            self.preparer,
+            capacity=config.queue_capacity,
+            on_tick=self._tick,
+            on_batch=self.metrics.batch_written,
+            on_commit=self._committed_to,
+        )
+        self.auditor = Auditor(self._write_audit, batch=100)
+        self._commit_listeners: list[Any] = []
+        self.started = time.time()
+
+    # -- life ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.writer.start()
+        self.metrics.bind(self)
+
+    def stop(self) -> None:
+        """Record the reads not yet recorded, write what is queued, sign, close."""
+        try:
+            self.auditor.flush()
+        except Exception:
+            log.exception("could not hand the last audit.read events to the writer")
+        self.writer.stop()
+        with self._logs_lock:
+            for opened in self._logs:
+                try:
+                    opened.close()
+                except Exception:
+                    log.debug("closing a reader's connection failed", exc_info=True)
+            self._logs.clear()
+
+    def _open_sequencer(self) -> Sequencer:
+        return Sequencer(
+            open_store(self.spec),
+            self.datadir.signer(),
+            settings=self._settings,
+            datadir=self.datadir,
+            writer_lock=self.datadir.writer_lock,
+        )
+
+    def _tick(self) -> None:
+        self.auditor.flush()
+
+    def _committed_to(self, size: int) -> None:
+        for listener in list(self._commit_listeners):
+            listener(size)
+
+    def on_commit(self, listener: Any) -> None:
+        """Call ``listener(tree_size)`` after every commit of this node's writer."""
+        self._commit_listeners.append(listener)
+
+    def _write_audit(self, events: list[dict[str, Any]]) -> None:
+        future = self.writer.submit(list(events), priority=True)
+        future.add_done_callback(_report_lost_audit)
+
+    # -- per request ----------------------------------------------------------------
+
+    def log(self) -> Log:
+        """This thread's connection to the log."""
+        opened: Log | None = getattr(self._local, "log", None)
+        if opened is None:
+            opened = Log(self.datadir, open_store(self.spec, readonly=True))
+            self._local.log = opened
+            with self._logs_lock:
+                self._logs.append(opened)
+        return opened
+
+    def policy(self) -> Policy:
+        """The policy in force: re-read when its file changed, kept when the change is invalid."""
+        stamp = self._stamp()
+        if stamp != self._policy_stamp:
+            with self._policy_lock:
+                if stamp != self._policy_stamp:
+                    self._reload(stamp)
+        return self._policy
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.policy_path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        try:
+            fresh = load_policy(self.policy_path, committed=self._committed)
+        except PolicyError as exc:
+            log.error("the policy changed but is invalid; keeping the previous one: %s", exc)
+            self._policy_stamp = stamp
+            return
+        self._policy = fresh
+        self._oidc = OIDCVerifier(fresh.oidc) if fresh.oidc else None
+        self._policy_stamp = stamp
+        log.info("policy reloaded from %s: roles %s", self.policy_path, ", ".join(fresh.roles))
+
+    def identify(self, credential: str) -> Principal:
+        """The principal a bearer credential stands for (AuthError otherwise)."""
+        policy = self.policy()
+        return identify(self.log().store, policy, credential, oidc=self._oidc)
+
+    def reader(self, principal: Principal) -> Reader:
+        return Reader(self.log(), principal, auditor=self.auditor)
+
+    def write(self, events: list[object]) -> Future[list[Receipt]]:
+        return self.writer.submit(events)
+
+
+def _report_lost_audit(future: Future[list[Receipt]]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("audit.read events could not be written: %s", exc)
+        return
+    refused = [r for r in future.result() if not r.ok]
+    if refused:
+        log.error("audit.read events were refused: %s", refused[0].problems)
