@@ -50,6 +50,8 @@ class ServiceConfig:
     """Requests per second per principal, on average."""
     burst: int = 200
     """Requests a principal may make at once before the rate applies."""
+    failed_sign_ins: int = 20
+    """Failed sign-ins one client address may make at once; then one a second."""
     queue_capacity: int = 20_000
     """Events waiting to be written before writes are answered 503."""
     checkpoint_interval: float = 1.0
@@ -76,8 +78,8 @@ class Service:
         self._logs_lock = threading.Lock()
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.rate, config.burst)
-        self.failures = RateLimiter(rate=1.0, burst=20)
-        """Failed sign-ins per client address: 20 at once, then one a second."""
+        self.failures = RateLimiter(rate=1.0, burst=config.failed_sign_ins)
+        """Failed sign-ins per client address: a burst, then one a second."""
         settings = Settings(
             scrub=settings_file.scrub,
             sensitive=(*Settings().sensitive, *self._committed),

@@ -1,0 +1,112 @@
+"""A real server over a real store: a data directory with a policy and one key per role.
+
+``site`` builds the directory (on SQLite or on a scratch PostgreSQL database);
+``site.client()`` runs the real app, lifespan included (the writer thread starts and
+stops), through Starlette's TestClient. Tests that need a real process and real
+signals start ``glasslog serve`` instead (test_process.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from glasslog.access.keys import make_key
+from glasslog.datadir import DataDir
+from glasslog.identity import initialise
+from glasslog.server.app import create_app
+from glasslog.server.service import Service, ServiceConfig
+from glasslog.store import open_store
+from tests.conftest import scratch_database
+
+POLICY = """\
+[roles.admin]
+permissions = ["admin"]
+services = ["*"]
+actions = ["*"]
+
+[roles.writer]
+permissions = ["ingest"]
+services = ["payments", "billing-*"]
+actions = ["*"]
+
+[roles.dev]
+permissions = ["search", "get", "aggregate", "trace", "proof"]
+services = ["payments"]
+actions = ["*"]
+mask = ["/actor/email"]
+hide = ["/source/ip"]
+
+[roles.auditor]
+permissions = ["search", "aggregate"]
+services = ["glasslog"]
+actions = ["*"]
+
+[roles.nothing]
+permissions = ["search"]
+services = []
+actions = []
+"""
+
+
+@dataclass
+class Site:
+    """A data directory ready to serve."""
+
+    data: Path
+    store: str | None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return DataDir(self.data).store_spec(self.store)
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def config(self, **changes: Any) -> ServiceConfig:
+        return ServiceConfig(data=self.data, store=self.store, **changes)
+
+    @contextmanager
+    def client(self, **changes: Any) -> Iterator[TestClient]:
+        """The app over this site, started and, at the end, stopped gracefully."""
+        service = Service(self.config(**changes))
+        with TestClient(create_app(service), raise_server_exceptions=False) as client:
+            yield client
+
+
+def make_site(root: Path, store: str | None, policy: str = POLICY) -> Site:
+    data = root / "data"
+    initialise(data, store=store, origin="test.example/server")
+    (data / "policy.toml").write_text(policy)
+    site = Site(data=data, store=store)
+    target = open_store(site.spec)
+    try:
+        for role in ("admin", "writer", "dev", "auditor", "nothing"):
+            made = make_key(role=role, name=f"{role}-key", expires=None)
+            target.add_api_key(made.stored)
+            site.keys[role] = made.text
+    finally:
+        target.close()
+    return site
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    """A site on each backend in turn."""
+    if request.param == "sqlite":
+        yield make_site(tmp_path, None)
+        return
+    with scratch_database() as url:
+        yield make_site(tmp_path, url)
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path) -> Site:
+    return make_site(tmp_path, None)
