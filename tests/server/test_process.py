@@ -170,8 +170,8 @@ def test_the_cli_writes_beside_a_running_server(sqlite_site: Site, tmp_path: Pat
         finally:
             stop.set()
             client.join(timeout=30)
-        me = httpx.get(f"{url}/v1/me", timeout=10,
-                       headers={"Authorization": f"Bearer {json.loads(made.stdout)['key']}"})  # fmt: skip
+        key = json.loads(made.stdout)["key"]
+        me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert me.json()["roles"] == ["dev", "auditor"]
     assert acked
     with Log.open(site.data) as log:
