@@ -8,6 +8,9 @@ signals start ``glasslog serve`` instead (test_process.py).
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from glasslog.access.keys import make_key
 from glasslog.datadir import DataDir
 from glasslog.identity import initialise
 from glasslog.server.app import create_app
+from glasslog.server.run import TailingServer
 from glasslog.server.service import Service, ServiceConfig
 from glasslog.store import open_store
 from tests.conftest import scratch_database
@@ -37,7 +42,7 @@ services = ["payments", "billing-*"]
 actions = ["*"]
 
 [roles.dev]
-permissions = ["search", "get", "aggregate", "trace", "proof"]
+permissions = ["search", "get", "aggregate", "trace", "proof", "tail"]
 services = ["payments"]
 actions = ["*"]
 mask = ["/actor/email"]
@@ -110,3 +115,30 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
 @pytest.fixture
 def sqlite_site(tmp_path: Path) -> Site:
     return make_site(tmp_path, None)
+
+
+@contextmanager
+def live(site: Site, **changes: Any) -> Iterator[str]:
+    """The app on a real uvicorn server, on a free loopback port, in a thread: real
+    sockets and real streaming, with the service settings a test needs."""
+    service = Service(site.config(**changes))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = TailingServer(
+        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning",
+                       timeout_graceful_shutdown=5),
+        service,
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -274,7 +274,7 @@ def test_a_changed_policy_applies_without_a_restart_and_a_broken_one_does_not(
         assert client.get("/v1/events", headers=site.auth("dev")).status_code == 200
         text = policy.read_text()
         policy.write_text(text.replace('permissions = ["search", "get", "aggregate", "trace", '
-                                       '"proof"]', 'permissions = ["get"]'))  # fmt: skip
+                                       '"proof", "tail"]', 'permissions = ["get"]'))  # fmt: skip
         _problem(client.get("/v1/events", headers=site.auth("dev")), 403)
         policy.write_text(text + "\n[roles.broken]\npermissions = ['fly']\n")
         answer = client.get("/v1/events", headers=site.auth("dev"))

@@ -151,6 +151,30 @@ class Reader:
             "trace", ident, lambda: self._trace(ident, limit=limit), lambda t: len(t.events)
         )
 
+    def tail(self, query: str) -> None:
+        """Open a live tail of ``query``: refuse it now if the principal may not, and
+        record it once (operation ``tail``). :meth:`follow` then reads the stream."""
+        self._audited("tail", query, lambda: self._scoped("tail", query), lambda _: 0)
+
+    def follow(self, query: str, start: int, end: int) -> list[dict[str, Any]]:
+        """The events with seq in [start, end) that the principal may see and that match
+        ``query``, as it may see them, in seq order: one step of a live tail.
+
+        Not audited per step: the stream was recorded when it was opened (:meth:`tail`).
+        The bodies are matched here, as search rechecks them: the scope, then the query
+        against each event's view.
+        """
+        node, run, roles, scopes = self._scoped("tail", query)
+        events: list[dict[str, Any]] = []
+        for stored in self.log.store.events(start, end):
+            try:
+                event = event_of(stored)
+            except ValueError:
+                continue  # not an event: verify names it; a tail never shows it
+            if isinstance(event, dict) and matches(run, event, seq=stored.seq):
+                events.append({"seq": stored.seq, **event})
+        return self._present(events, node, roles, scopes, in_scope=True)
+
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events the principal may see match (as :meth:`Log.count`)."""
         return self._audited(

@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.responses import Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from glasslog import __version__
@@ -41,6 +41,7 @@ from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.problems import UNAUTHORIZED, Problem
 from glasslog.server.service import Service
+from glasslog.server.tail import stream as tail_stream
 
 __all__ = ["create_app"]
 
@@ -231,9 +232,11 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        await service.hub.start()
         try:
             yield
         finally:
+            await service.hub.close()
             await asyncio.to_thread(service.stop)
 
     app = FastAPI(
@@ -423,6 +426,46 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
     ) -> Response:
         with _timed(service, "proof"):
             return _json(service.log().consistency(size1, size2))
+
+    @app.get(
+        "/v1/tail",
+        summary="Live tail: Server-Sent Events of new matching events, scoped and masked",
+        description="Each event's SSE id is its seq; reconnect with Last-Event-ID to resume "
+        "with no gap. A comment every 15 s while idle. Without Last-Event-ID the stream "
+        "starts at the newest event.",
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                   **READ_ERRORS},
+    )  # fmt: skip
+    async def tail(
+        request: Request,
+        caller: Caller,
+        q: str = "",
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> Response:
+        start: int | None = None
+        if last_event_id is not None:
+            try:
+                start = int(last_event_id) + 1
+            except ValueError:
+                raise Problem(400, "Last-Event-ID must be the seq of an event") from None
+            if not 0 <= start <= MAX_SEQ + 1:
+                raise Problem(400, "Last-Event-ID must be the seq of an event")
+
+        def open_stream() -> int:
+            service.reader(caller).tail(q)  # refuses now, or records the stream
+            return service.log().store.size() if start is None else start
+
+        first = await asyncio.to_thread(open_stream)
+
+        def follow(begin: int, end: int) -> list[dict[str, Any]]:
+            return service.reader(caller).follow(q, begin, end)
+
+        return StreamingResponse(
+            tail_stream(service.hub, first, follow, heartbeat=service.config.tail_heartbeat,
+                        gone=request.is_disconnected, stall=service.config.tail_stall),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )  # fmt: skip
 
     @app.get("/v1/me", summary="The calling principal",
              responses={200: {"model": Me}, **_errors(401, 429)})  # fmt: skip

@@ -67,6 +67,7 @@ class Metrics:
         self.queue_depth.set_function(lambda: writer.depth)
         self.tree_size.set_function(lambda: writer.size)
         self.since_checkpoint.set_function(lambda: max(0.0, time.time() - writer.last_signed))
+        self.tails.set_function(lambda: service.hub.streams)
 
     def batch_written(self, events: int, seconds: float) -> None:
         self.ingested.inc(events)

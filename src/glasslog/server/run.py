@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from glasslog.server.app import create_app
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.service import Service, ServiceConfig
 
-__all__ = ["Binding", "is_loopback", "serve"]
+__all__ = ["Binding", "TailingServer", "is_loopback", "serve"]
 
 GRACE_SECONDS = 10
 """How long running requests (and tails) get to finish at shutdown."""
@@ -69,6 +70,19 @@ def check_binding(binding: Binding) -> None:
             )
 
 
+class TailingServer(uvicorn.Server):
+    """uvicorn, ending the live tails first at shutdown: an SSE stream never ends by
+    itself, and uvicorn would otherwise wait out its grace period for each one."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self._service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._service.hub.close()
+        await super().shutdown(sockets)
+
+
 def _metrics_app(service: Service) -> FastAPI:
     """``/metrics`` alone, without a principal: for the separate metrics address."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -88,12 +102,12 @@ def serve(config: ServiceConfig, binding: Binding) -> None:
     ssl = {}
     if binding.tls_cert is not None and binding.tls_key is not None:
         ssl = {"ssl_certfile": str(binding.tls_cert), "ssl_keyfile": str(binding.tls_key)}
-    main = uvicorn.Server(uvicorn.Config(
+    main = TailingServer(uvicorn.Config(
         create_app(service), host=binding.host, port=binding.port, lifespan="on",
         timeout_graceful_shutdown=GRACE_SECONDS, server_header=False, log_level="info",
         **ssl,  # type: ignore[arg-type]
-    ))  # fmt: skip
-    servers = [main]
+    ), service)  # fmt: skip
+    servers: list[uvicorn.Server] = [main]
     if binding.metrics_host is not None:
         servers.append(uvicorn.Server(uvicorn.Config(
             _metrics_app(service), host=binding.metrics_host, port=binding.metrics_port,

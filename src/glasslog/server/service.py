@@ -31,6 +31,7 @@ from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings
 from glasslog.log import Log
 from glasslog.server.limits import RateLimiter
 from glasslog.server.metrics import Metrics
+from glasslog.server.tail import TailHub
 from glasslog.server.writer import WriteQueue
 from glasslog.store import open_store
 
@@ -56,6 +57,10 @@ class ServiceConfig:
     """Events waiting to be written before writes are answered 503."""
     checkpoint_interval: float = 1.0
     """Seconds an event may wait for a signed checkpoint."""
+    tail_heartbeat: float = 15.0
+    """Seconds between heartbeats of an idle live tail."""
+    tail_stall: float = 30.0
+    """Seconds a live-tail client may take to accept one event before it is dropped."""
 
 
 class Service:
@@ -98,6 +103,8 @@ class Service:
         self.auditor = Auditor(self._write_audit, batch=100)
         self._commit_listeners: list[Any] = []
         self.started = time.time()
+        self.hub = TailHub(self._tree_size)
+        self.on_commit(self.hub.committed)
 
     # -- life ---------------------------------------------------------------------
 
@@ -155,6 +162,10 @@ class Service:
             with self._logs_lock:
                 self._logs.append(opened)
         return opened
+
+    def _tree_size(self) -> int:
+        """The store's size, through the calling thread's connection (the tail polls it)."""
+        return self.log().store.size()
 
     def policy(self) -> Policy:
         """The policy in force: re-read when its file changed, kept when the change is invalid."""

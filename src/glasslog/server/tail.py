@@ -1,0 +1,162 @@
+"""The live tail (``GET /v1/tail``): Server-Sent Events of newly stored events.
+
+Each stream keeps only a cursor, the next seq to read. It reads from the store in
+steps of at most :data:`STEP` seqs, through the reader's scope and masks
+(:meth:`~glasslog.access.enforce.Reader.follow`), so nothing is buffered per client
+beyond one step. A slow client only falls behind and catches up from the store. It
+holds no memory that grows and does not slow anyone down.
+
+* ``id:`` is the event's seq. A step with no matching event still sends a bare
+  ``id:``, which moves the client's ``Last-Event-ID`` without an event. A client that
+  reconnects with that header resumes right after it, with no gap and no repeat, on
+  any node: the seqs are the log's.
+* A comment (``: heartbeat``) every ``heartbeat`` seconds keeps proxies from closing an
+  idle stream, and tells the client that the stream is alive.
+* A client that does not take an event for :data:`STALL` seconds is dropped. Its last
+  event is ``event: dropped``, with the seq to resume from.
+* At shutdown every stream ends with ``event: shutdown``. Clients reconnect to
+  another node.
+
+New events are noticed by polling the tree size every :data:`POLL` seconds, because
+other nodes (or the CLI) may have written them. This node's own writer also wakes
+the streams as soon as it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+__all__ = ["POLL", "STALL", "STEP", "TailHub", "stream"]
+
+log = logging.getLogger("glasslog.server")
+
+POLL: Final = 0.1
+STEP: Final = 500
+STALL: Final = 30.0
+
+
+class TailHub:
+    """Knows the tree size and wakes the streams waiting for it to grow."""
+
+    def __init__(self, size_of: Callable[[], int]) -> None:
+        """``size_of`` reads the store's size; it is called on a worker thread."""
+        self._size_of = size_of
+        self.size = 0
+        self._changed: asyncio.Condition | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
+        self.streams = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Condition()
+        self.size = await asyncio.to_thread(self._size_of)
+        self._poller = asyncio.create_task(self._poll())
+
+    async def close(self) -> None:
+        """End every stream (each sends ``event: shutdown``) and stop polling."""
+        self.closing = True
+        await self._notify()
+        if self._poller is not None:
+            self._poller.cancel()
+
+    def committed(self, size: int) -> None:
+        """From the writer thread: the tree grew to ``size``."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._grew(size)))
+
+    async def _grew(self, size: int) -> None:
+        if size > self.size:
+            self.size = size
+            await self._notify()
+
+    async def _notify(self) -> None:
+        if self._changed is not None:
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _poll(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(POLL)
+            if not self.streams:
+                continue
+            try:
+                size = await asyncio.to_thread(self._size_of)
+            except Exception:
+                log.warning("the tail could not read the tree size", exc_info=True)
+                continue
+            await self._grew(size)
+
+    async def wait_beyond(self, cursor: int, timeout: float) -> bool:
+        """Wait until the tree holds seq ``cursor`` (True), ``timeout`` passes or the hub
+        closes (False)."""
+        if self._changed is None:
+            raise RuntimeError("the tail hub was not started")
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.size > cursor or self.closing), timeout
+                )
+            except TimeoutError:
+                return False
+        return self.size > cursor and not self.closing
+
+
+def _frame(seq: int, event: dict[str, object]) -> bytes:
+    data = json.dumps(event, ensure_ascii=False)
+    return f"id: {seq}\ndata: {data}\n\n".encode()
+
+
+async def stream(
+    hub: TailHub,
+    start: int,
+    follow: Callable[[int, int], list[dict[str, object]]],
+    *,
+    heartbeat: float,
+    gone: Callable[[], Awaitable[bool]],
+    stall: float = STALL,
+) -> AsyncIterator[bytes]:
+    """The SSE byte stream from seq ``start`` on.
+
+    ``follow(start, end)`` gives the visible events in [start, end) and runs on a worker
+    thread. ``gone()`` is awaited to learn whether the client disconnected.
+    """
+    cursor = start
+    hub.streams += 1
+    try:
+        yield b": glasslog live tail\n\n"
+        while not hub.closing:
+            if not await hub.wait_beyond(cursor, heartbeat):
+                if hub.closing:
+                    break
+                if await gone():
+                    return
+                yield b": heartbeat\n\n"
+                continue
+            while cursor < hub.size and not hub.closing:
+                end = min(hub.size, cursor + STEP)
+                events = await asyncio.to_thread(follow, cursor, end)
+                last = cursor - 1
+                for event in events:
+                    seq = event.pop("seq")
+                    if not isinstance(seq, int):
+                        raise TypeError("follow() gives events with an int seq")
+                    last = seq
+                    offered = time.monotonic()
+                    yield _frame(seq, event)
+                    if time.monotonic() - offered > stall:
+                        note = {"reason": "the client did not keep up", "resume_after": seq}
+                        yield f"event: dropped\ndata: {json.dumps(note)}\n\n".encode()
+                        return
+                if last != end - 1:
+                    yield f"id: {end - 1}\n\n".encode()  # moves Last-Event-ID, shows nothing
+                cursor = end
+        yield b'event: shutdown\ndata: {"reason": "the server is stopping; reconnect"}\n\n'
+    finally:
+        hub.streams -= 1
