@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -31,11 +32,7 @@ from glasslog import __version__
 from glasslog.access.audit import Auditor
 from glasslog.access.enforce import Reader, owner_evidence
 from glasslog.access.evidence import verify_evidence
-from glasslog.access.keys import (
-    make_grant,
-    make_key,
-    principal_id,
-)
+from glasslog.access.keys import AuthError, make_grant, make_key, principal_id
 from glasslog.access.policy import PolicyError, explain, load_policy, parse_duration
 from glasslog.access.principals import identify
 from glasslog.config import CONFIG_NAME
@@ -47,9 +44,10 @@ from glasslog.identity import initialise
 from glasslog.ingest.bulk import Interrupted, Tally, ingest_lines, input_size
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.commit import show_pointer
-from glasslog.ledger.note import Verifier
+from glasslog.ledger.note import Verifier, verify_checkpoint
 from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, MISSING, Log
 from glasslog.query.language import MAX_SEQ
+from glasslog.remote import Remote, send_lines
 from glasslog.store import open_store
 from glasslog.store.base import ApiKey
 from glasslog.verify import KnownCheckpoint, verify_store
@@ -134,9 +132,45 @@ def _reading(
         auditor.flush()
 
 
+url_option = click.option(
+    "--url",
+    "url",
+    envvar="GLASSLOG_URL",
+    default=None,
+    help="A glasslog server to read from instead of the local store (env: GLASSLOG_URL); "
+    "reads need --key there.",
+)
+
+
 def reads_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--key and --policy: who reads, under which policy."""
-    return key_option(policy_option(function))
+    """--key, --policy and --url: who reads, under which policy, from where."""
+    return key_option(policy_option(url_option(function)))
+
+
+@contextmanager
+def _reads(
+    data: Path,
+    store: str | None,
+    key: str | None,
+    policy: Path | None,
+    url: str | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Iterator[Log | Reader | Remote]:
+    """Where a read command reads: a server (``--url``, as the key's principal), or the
+    local store as the owner or, with ``--key``, as a principal (:func:`_reading`)."""
+    if url is not None:
+        if key is None:
+            raise AuthError("--url needs --key (or GLASSLOG_KEY): a server answers reads "
+                            "only for a principal")  # fmt: skip
+        with Remote(url, key, timeout=timeout) as remote:
+            yield remote
+        return
+    with (
+        Log.open(data, store=store, timeout=timeout) as log,
+        _reading(log, data, store, key, policy) as reads,
+    ):
+        yield reads
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -405,6 +439,8 @@ def _unsized() -> Iterator[str]:
     help="…or once the oldest uncovered event has waited this many seconds.",
 )
 @json_option
+@url_option
+@key_option
 def ingest(
     data: Path,
     store: str | None,
@@ -414,6 +450,8 @@ def ingest(
     checkpoint_every: int,
     checkpoint_interval: float,
     as_json: bool,  # accepted like every command's; the summary is JSON either way
+    url: str | None,
+    key: str | None,
 ) -> None:
     """Ingest JSON lines from FILE ('-' for stdin, gzip read as such); print a summary.
 
@@ -423,7 +461,20 @@ def ingest(
     Exit 0 when nothing was rejected, 2 otherwise (the valid events are still stored).
     Ctrl-C stops after the batch being written, signs a checkpoint, says what was stored
     and exits 130; a second Ctrl-C stops at once. A progress bar is shown on a terminal.
+
+    With --url and --key (a key whose role has ingest), the events go to that server in
+    batches of up to 1,000, retried on 429 and 503; events without an id get one here,
+    so a retried batch is stored once. The summary is the same.
     """
+    if url is not None:
+        if key is None:
+            raise AuthError("--url needs --key (or GLASSLOG_KEY): a key whose role has ingest")
+        with Remote(url, key) as remote:
+            summary = send_lines(remote, file)
+        _emit(summary, compact=True)
+        if summary["rejected"]:
+            sys.exit(2)
+        return
     settings = Settings(
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
@@ -469,6 +520,7 @@ def get(
     as_json: bool,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Print the stored event with seq or id KEY as JSON.
 
@@ -477,13 +529,13 @@ def get(
     as their commitment), the salts of the fields in clear, the commitments of hidden
     fields, an inclusion proof and the signed checkpoint.
     """
-    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
+    with _reads(data, store, key, policy, url) as reads:
         if not proof:
             _emit(reads.get(event_key), compact=as_json)
-        elif isinstance(reads, Reader):
+        elif isinstance(reads, Reader | Remote):
             _emit(reads.evidence(event_key), compact=as_json)
         else:
-            _emit(owner_evidence(log, event_key), compact=as_json)
+            _emit(owner_evidence(reads, event_key), compact=as_json)
 
 
 @main.command("verify-event")
@@ -521,13 +573,25 @@ def verify_event(data: Path, file: IO[str], vkey_text: str | None, as_json: bool
 @main.command()
 @data_option
 @store_option
+@url_option
 @json_option
-def checkpoint(data: Path, store: str | None, as_json: bool) -> None:
+def checkpoint(data: Path, store: str | None, url: str | None, as_json: bool) -> None:
     """Print the latest signed checkpoint, exactly as signed.
 
     JSON: {"origin", "size", "root" (base64), "note": the signed note as above}, after
-    checking the note's signature with the log's verifier key.
+    checking the note's signature with the log's verifier key (with --url, the
+    server's: that proves the note is well signed, not who signed it).
     """
+    if url is not None:
+        with Remote(url, None) as remote:
+            note = remote.checkpoint()
+            if not as_json:
+                click.echo(note, nl=False)
+                return
+            cp = verify_checkpoint(note, verifier=Verifier.from_vkey(remote.vkey()))
+        root = base64.b64encode(cp.root).decode("ascii")
+        _emit({"origin": cp.origin, "size": cp.size, "root": root, "note": note}, compact=True)
+        return
     with Log.open(data, store=store) as log:
         note = log.latest_checkpoint().note
         if not as_json:
@@ -540,12 +604,17 @@ def checkpoint(data: Path, store: str | None, as_json: bool) -> None:
 
 @main.command()
 @data_option
+@url_option
 @json_option
-def vkey(data: Path, as_json: bool) -> None:
+def vkey(data: Path, url: str | None, as_json: bool) -> None:
     """Print the log's verifier key. JSON: {"vkey", "origin"}."""
-    datadir = DataDir(data)
-    datadir.require()
-    key = datadir.vkey()
+    if url is not None:
+        with Remote(url, None) as remote:
+            key = remote.vkey()
+    else:
+        datadir = DataDir(data)
+        datadir.require()
+        key = datadir.vkey()
     if as_json:
         _emit({"vkey": key, "origin": Verifier.from_vkey(key).name}, compact=True)
     else:
@@ -577,6 +646,7 @@ def proof_inclusion(
     as_json: bool,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Prove that event SEQ is in the tree.
 
@@ -585,7 +655,7 @@ def proof_inclusion(
     be in its scope, and "leaf" (the event's content) is left out: `get SEQ --proof`
     gives the evidence its role may see.
     """
-    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
+    with _reads(data, store, key, policy, url) as reads:
         _emit(reads.inclusion(seq, size=size), compact=as_json)
 
 
@@ -604,13 +674,18 @@ def proof_consistency(
     as_json: bool,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Prove that the tree of size NEW extends the tree of size OLD.
 
     JSON (one line when piped, or with --json): {"size1", "size2", "root1", "root2",
     "proof": [hash…]}, bytes in base64.
     """
-    with Log.open(data, store=store) as log, _reading(log, data, store, key, policy) as reads:
+    if url is not None and key is None:  # public: monitors ask without an account
+        with Remote(url, None) as remote:
+            _emit(remote.consistency(old, new), compact=as_json)
+        return
+    with _reads(data, store, key, policy, url) as reads:
         _emit(reads.consistency(old, new), compact=as_json)
 
 
@@ -1212,6 +1287,7 @@ def search(
     timeout: float,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Find events matching QUERY (see docs/query.md), newest first.
 
@@ -1222,10 +1298,7 @@ def search(
     shown: list[list[str]] = []
     outside: list[int] = []
     mismatched: list[int] = []
-    with (
-        Log.open(data, store=store, timeout=timeout) as log,
-        _reading(log, data, store, key, policy) as reads,
-    ):
+    with _reads(data, store, key, policy, url, timeout=timeout) as reads:
         while wanted is None or wanted > 0:
             size = MAX_PAGE if wanted is None else min(wanted, MAX_PAGE)
             page = reads.search(query, limit=size, sort=sort, cursor=cursor, now=now)
@@ -1320,6 +1393,7 @@ def count(
     timeout: float,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Count events matching QUERY, in all or per value of a field.
 
@@ -1327,10 +1401,7 @@ def count(
     "exact"}; with --by, one {"value", "count", "missing"} per line, where "missing" is
     true (and "value" null) for the events without the field.
     """
-    with (
-        Log.open(data, store=store, timeout=timeout) as log,
-        _reading(log, data, store, key, policy) as reads,
-    ):
+    with _reads(data, store, key, policy, url, timeout=timeout) as reads:
         if by is None:
             result = reads.count(query)
             if as_json:
@@ -1365,16 +1436,14 @@ def histogram(
     timeout: float,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Events matching QUERY per time bucket (the bucket size adapts to the window).
 
     Every bucket of the window is shown, empty ones too. JSON: one {"start", "count",
     "seconds"} per bucket and line, oldest first.
     """
-    with (
-        Log.open(data, store=store, timeout=timeout) as log,
-        _reading(log, data, store, key, policy) as reads,
-    ):
+    with _reads(data, store, key, policy, url, timeout=timeout) as reads:
         result = reads.histogram(query)
     if as_json:
         for start, n in result.buckets:
@@ -1408,15 +1477,13 @@ def trace(
     timeout: float,
     key: str | None,
     policy: Path | None,
+    url: str | None,
 ) -> None:
     """Every event sharing request or trace id IDENT, as a timeline across services.
 
     JSON: one stored event per line, oldest first.
     """
-    with (
-        Log.open(data, store=store, timeout=timeout) as log,
-        _reading(log, data, store, key, policy) as reads,
-    ):
+    with _reads(data, store, key, policy, url, timeout=timeout) as reads:
         timeline = reads.trace(ident)
     events = timeline.events
     if as_json:
@@ -1442,6 +1509,68 @@ def trace(
     _report_tampering(
         outside=[], mismatched=list(timeline.mismatched), against="the request or trace id"
     )
+
+
+TAIL_POLL = 0.2
+"""Seconds between looks at the local store for new events (``glasslog tail``)."""
+TAIL_STEP = 500
+
+
+def _tail_line(event: dict[str, Any]) -> str:
+    """One event as a line of the tail: the columns of ``search``, padded as they come."""
+    widths = (23, 8, 14, 24, 9, 20, 0)
+    cells = [printable(c) for c in _event_cells(event)]
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+@main.command(cls=_QueryCommand)
+@data_option
+@store_option
+@click.argument("query", default="")
+@json_option
+@reads_options
+def tail(
+    data: Path,
+    store: str | None,
+    query: str,
+    as_json: bool,
+    key: str | None,
+    policy: Path | None,
+    url: str | None,
+) -> None:
+    """Follow new events matching QUERY as they are stored, until Ctrl-C.
+
+    Starts at the newest event. With --url, the server's live tail (it reconnects by
+    itself after a drop, resuming after the last event it showed); otherwise the local
+    store, read as the owner or, with --key, as that principal (scoped, masked and
+    audited once, when the tail opens). JSON: one event per line, with its "seq".
+    """
+
+    def show(event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False) if as_json else _tail_line(event)
+        click.echo(line)
+        sys.stdout.flush()
+
+    if not as_json:
+        click.echo(f"following {printable(query) or 'every event'}; Ctrl-C stops", err=True)
+    with suppress(KeyboardInterrupt), _reads(data, store, key, policy, url) as reads:
+        if isinstance(reads, Remote):
+            for event in reads.tail(query):
+                show(event)
+            return
+        if isinstance(reads, Reader):
+            reads.tail(query)  # refused now if it may not; recorded now, not at Ctrl-C
+            reads.flush()
+        log = reads.log if isinstance(reads, Reader) else reads
+        cursor = log.store.size()
+        while True:
+            size = log.store.size()
+            while cursor < size:
+                end = min(size, cursor + TAIL_STEP)
+                for event in reads.follow(query, cursor, end):
+                    show(event)
+                cursor = end
+            time.sleep(TAIL_POLL)
 
 
 _MICROSECOND = timedelta(microseconds=1)

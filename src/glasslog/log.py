@@ -382,6 +382,19 @@ class Log:
             buckets=[(_format_us(start), n) for start, n in buckets],
         )
 
+    def follow(
+        self, query: str, start: int, end: int, *, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The events with seq in [start, end) that match ``query``, in seq order, each
+        with its seq: one step of the owner's live tail (``glasslog tail``)."""
+        node = parse(query, now=now or datetime.now(UTC))
+        found: list[dict[str, Any]] = []
+        for stored in self.store.events(start, end):
+            event = _decode(stored.body)
+            if event is not None and matches(node, event, seq=stored.seq):
+                found.append({"seq": stored.seq, **event})
+        return found
+
     def trace(self, ident: str, *, limit: int = 10_000) -> Timeline:
         """Every event sharing a request id or trace id, oldest first.
 

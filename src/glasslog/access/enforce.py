@@ -156,6 +156,11 @@ class Reader:
         record it once (operation ``tail``). :meth:`follow` then reads the stream."""
         self._audited("tail", query, lambda: self._scoped("tail", query), lambda _: 0)
 
+    def flush(self) -> None:
+        """Record the reads made so far now (a long-running tail's opening, say)."""
+        if self._auditor is not None:
+            self._auditor.flush()
+
     def follow(self, query: str, start: int, end: int) -> list[dict[str, Any]]:
         """The events with seq in [start, end) that the principal may see and that match
         ``query``, as it may see them, in seq order: one step of a live tail.
