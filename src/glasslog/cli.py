@@ -1209,10 +1209,28 @@ def serve(
 @click.option("--data", "data", type=click.Path(path_type=Path, file_okay=False),
               default=Path("glasslog-demo"), show_default=True, callback=_inherited,
               help="Where the demo log is created (reused if it exists).")  # fmt: skip
-@click.option("--events", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True)
-def demo(data: Path, events: int) -> None:
-    """Create a log, ingest sample events, prove one of them offline and verify everything."""
-    run_demo(data, events=events, echo=click.echo)
+@click.option("--port", type=click.IntRange(0, 65535), default=8433, show_default=True,
+              help="Where the demo serves (on 127.0.0.1).")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(1), default=None,
+              help="Stop after this many seconds (default: at Ctrl-C).")  # fmt: skip
+@click.option("--walkthrough", is_flag=True,
+              help="Instead: ingest sample events, prove one offline, verify.")  # fmt: skip
+@click.option("--events", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
+              help="Sample events of the --walkthrough.")  # fmt: skip
+def demo(data: Path, port: int, duration: float | None, walkthrough: bool, events: int) -> None:
+    """Serve a live demo: the HTTP API, four roles with a key each, a realistic stream.
+
+    Prints the keys and commands to try: a search, a trace across services, a live
+    tail, and the same search under payments-dev with personal data masked. Runs until
+    --duration ends or Ctrl-C. --walkthrough instead ingests sample events, proves one
+    of them offline and verifies everything, then exits.
+    """
+    if walkthrough:
+        run_demo(data, events=events, echo=click.echo)
+        return
+    from glasslog.server.demo import run_live_demo  # noqa: PLC0415 - the web stack is heavy
+
+    run_live_demo(data, port=port, duration=duration, echo=click.echo)
 
 
 timeout_option = click.option(

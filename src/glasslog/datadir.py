@@ -313,6 +313,11 @@ class DataDir:
         """The read policy, unless ``--policy`` or ``GLASSLOG_POLICY`` names another."""
         return self.path / POLICY
 
+    def replace_policy(self, text: str) -> None:
+        """Write ``text`` as the policy (0600), replacing any: for a directory that a tool
+        owns whole (``glasslog demo``), never for an operator's."""
+        _write_atomically(self.policy_file, text)
+
     def write_default_policy(self, text: str) -> bool:
         """Write ``text`` as the policy (0600) unless one exists; True if it was written.
 
