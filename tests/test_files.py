@@ -130,7 +130,7 @@ def test_the_library_creates_private_files_whatever_the_umask(tmp_path: Path) ->
 def test_demo_files_are_private(tmp_path: Path) -> None:
     """``glasslog demo`` under umask 000 leaves a private directory of private files."""
     data = tmp_path / "demo"
-    result = _glasslog("demo", "--data", str(data), "--events", "300")
+    result = _glasslog("demo", "--walkthrough", "--data", str(data), "--events", "300")
     assert result.returncode == 0, result.stderr
     assert _private(_modes(data)) == {}
 
