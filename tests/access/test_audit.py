@@ -13,6 +13,7 @@ import pytest
 from glasslog.access.audit import Auditor
 from glasslog.access.enforce import AccessDenied, Principal, Reader
 from glasslog.access.policy import check_policy
+from glasslog.errors import NotFoundError
 from glasslog.testing import TemporaryLog
 from tests.conftest import make_event
 from tests.test_cli import run
@@ -117,3 +118,18 @@ def test_the_cli_records_a_principals_reads_not_the_owners(tmp_path: Path) -> No
     ]
     assert records[0]["metadata"]["results"] == 1
     assert glasslog("verify").returncode == 0
+
+
+def test_a_read_is_recorded_whatever_its_query_holds(tlog: TemporaryLog) -> None:
+    """A NUL, a lone surrogate or a huge query cannot keep a read out of the audit trail."""
+    records: list[dict[str, Any]] = []
+    reader = _reader(tlog, "dev", records)
+    for key in ("a\x00b", "x\ud800y", "k" * 10_000):
+        with pytest.raises(NotFoundError):
+            reader.get(key)
+    assert len(records) == 3
+    receipts = tlog.submit(records)
+    assert all(r.ok for r in receipts), [r.problems for r in receipts if not r.ok]
+    queries = [r["metadata"]["query"] for r in records]
+    assert queries[:2] == ["a\ufffdb", "x\ufffdy"]
+    assert queries[2].endswith("more characters)") and len(queries[2]) < 4_100

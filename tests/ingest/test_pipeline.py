@@ -219,3 +219,16 @@ def test_two_writers_on_one_sqlite_store_take_turns_batch_by_batch() -> None:
         finally:
             for store in stores:
                 store.close()
+
+
+def test_an_event_with_a_very_long_word_is_stored_and_found(tlog: TemporaryLog) -> None:
+    """PostgreSQL refuses lexemes over 2,046 bytes; a base64 blob must not fail its batch."""
+    blob = "Q" * 3_000 + "é" * 700
+    receipts = tlog.submit([make_event(reason=f"uploaded {blob} today"), make_event()])
+    assert all(r.ok for r in receipts)
+    page = tlog.log.search(f'"{blob}"')
+    assert [e["reason"] for e in page.events] == [f"uploaded {blob} today"]
+    assert tlog.log.search('"' + "Q" * 3_000 + '"').events == [], "the recheck stays exact"
+    tlog.checkpoint()
+    report = verify_store(tlog.spec, tlog.datadir.verifier(), workers=1)
+    assert report.events == 2

@@ -44,11 +44,16 @@ def read_event(
     denied: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The ``audit.read`` event of one read (``denied``: why it was refused)."""
+    """The ``audit.read`` event of one read (``denied``: why it was refused).
+
+    The query is the reader's own text, and the event must be stored whatever it holds:
+    a NUL or a lone surrogate (which events may not carry) becomes U+FFFD, and a query
+    longer than :data:`QUERY_KEPT` characters is cut, saying how much was left out.
+    """
     metadata: dict[str, Any] = {
         "roles": roles,
         "operation": operation,
-        "query": query,
+        "query": loggable(query),
         "grants": grants,
     }
     if results is not None:
@@ -61,12 +66,25 @@ def read_event(
         "category": "audit",
         "action": AUDIT_ACTION,
         "outcome": "denied" if denied else "success",
-        "actor": {"id": principal_id, "name": name, "type": kind},
+        "actor": {"id": principal_id, "name": loggable(name), "type": kind},
         "metadata": metadata,
     }
     if denied:
-        event["reason"] = denied
+        event["reason"] = loggable(denied)
     return event
+
+
+QUERY_KEPT = 4_000
+"""Characters of a query kept in its audit.read event (far above any real query)."""
+
+
+def loggable(text: str, *, limit: int = QUERY_KEPT) -> str:
+    """``text`` as an event may hold it: no NUL, no lone surrogate, at most ``limit``
+    characters (then a note of how many more there were)."""
+    clean = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+    if len(clean) > limit:
+        clean = f"{clean[:limit]}… ({len(clean) - limit:,} more characters)"
+    return clean
 
 
 class Auditor:

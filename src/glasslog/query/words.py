@@ -34,6 +34,17 @@ _WORD = re.compile(r"(?:[^\W_]|[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0
 MAX_POSITION = 16_383
 """PostgreSQL stores word positions up to this; later words share it (docs/query.md)."""
 
+MAX_WORD_BYTES = 2_046
+"""The longest lexeme PostgreSQL accepts, in UTF-8 bytes. A longer word (a base64
+blob, a long token) is cut to this at ingest and at query time alike, so it is still
+found; the recheck against the signed body keeps the match exact."""
+
+
+def _lexeme(word: str) -> str:
+    if len(word) <= MAX_WORD_BYTES // 4:  # at most 4 bytes a character: surely short enough
+        return word
+    return word.encode("utf-8")[:MAX_WORD_BYTES].decode("utf-8", "ignore")
+
 
 def words(text: str) -> list[str]:
     """The words of ``text`` in order, folded as FTS5 ``unicode61`` folds them."""
@@ -56,7 +67,7 @@ def tsvector_literal(text: str) -> str:
     On the ingest path of every event, hence the plain quoting: no word can hold a
     quote or a backslash (both are separators), which the tests check.
     """
-    found = words(text)
+    found = [_lexeme(word) for word in words(text)]
     if len(found) > MAX_POSITION:
         return " ".join(f"'{word}':{min(i, MAX_POSITION)}" for i, word in enumerate(found, 1))
     return " ".join(f"'{word}':{i}" for i, word in enumerate(found, 1))
@@ -70,4 +81,4 @@ def tsquery_phrase(text: str) -> str | None:
     found = words(text)
     if not found:
         return None
-    return " <-> ".join(_quote(word) for word in found)
+    return " <-> ".join(_quote(_lexeme(word)) for word in found)
