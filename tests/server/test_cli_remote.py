@@ -133,3 +133,21 @@ def test_tail_follows_a_server_and_the_local_store(sqlite_site: Site) -> None:
         got = [json.loads(line) for line in output.splitlines()]
         assert [e["id"] for e in got] == wanted
         assert all(set(e["actor"]["email"]) == {"$commit"} for e in got)
+
+
+def test_search_oldest_first_over_http(sqlite_site: Site) -> None:
+    """--sort time (sort=time) pages oldest first through the server as locally."""
+    site = sqlite_site
+    with serving(site, uuid.uuid4().hex) as (_, url):
+        events = _events(12)
+        lines = "".join(json.dumps(e) + "\n" for e in events)
+        sent = subprocess.run([sys.executable, "-m", "glasslog", "ingest", "-", "--url", url,
+                               "--key", site.keys["writer"]], input=lines, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert json.loads(sent.stdout)["accepted"] == 12
+        args = ["search", "--sort", "time", "--limit", "5", "--json", "--key", site.keys["admin"]]
+        remote = _cli(*args, "--url", url, data=site.data)
+        local = _cli(*args, data=site.data)
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout
+    assert [json.loads(line)["seq"] for line in remote.stdout.splitlines()] == [0, 1, 2, 3, 4]

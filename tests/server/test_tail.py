@@ -49,6 +49,8 @@ class Tail:
         if last is not None:
             headers["Last-Event-ID"] = last
         self.frames: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.last: str | None = None
+        """The newest id seen: what a browser would send as Last-Event-ID."""
         self._client = httpx.Client(timeout=None)
         self._response = self._client.send(
             self._client.build_request("GET", f"{url}/v1/tail", params={"q": query},
@@ -61,6 +63,8 @@ class Tail:
     def _read(self) -> None:
         try:
             for frame in _frames(self._response.iter_lines()):
+                if "id" in frame:
+                    self.last = frame["id"]
                 self.frames.put(frame)
         except httpx.HTTPError:
             pass
@@ -74,14 +78,6 @@ class Tail:
             if "data" in frame and "event" not in frame:
                 got.append({"seq": int(frame["id"]), **json.loads(frame["data"])})
         return got
-
-    def last_id(self) -> str | None:
-        """The Last-Event-ID a browser would send now: the newest id seen."""
-        last = None
-        while not self.frames.empty():
-            frame = self.frames.get_nowait()
-            last = frame.get("id", last)
-        return last
 
     def close(self) -> None:
         self._response.close()
@@ -118,8 +114,7 @@ def test_resume_with_last_event_id_has_no_gap_and_no_repeat(site: Site) -> None:
         first = [make_event() for _ in range(5)]
         _post(url, site, first)
         seen = tail.events(5)
-        time.sleep(0.3)
-        last = tail.last_id()
+        last = tail.last
         tail.close()
         assert last is not None and int(last) >= seen[-1]["seq"]
         missed = [make_event() for _ in range(7)] + [make_event(service="billing-eu")]

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -42,6 +42,7 @@ from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.problems import UNAUTHORIZED, Problem
 from glasslog.server.service import Service
 from glasslog.server.tail import stream as tail_stream
+from glasslog.server.writer import QueueFull, WriterStopped
 
 __all__ = ["create_app"]
 
@@ -294,7 +295,17 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
             positions.append(index)
         accepted = duplicates = 0
         if admitted:
-            receipts = await asyncio.wrap_future(service.write(admitted))
+            try:
+                receipts = await asyncio.wrap_future(service.write(admitted))
+            except (QueueFull, WriterStopped):
+                raise
+            except Exception:
+                # The writer logged why. Nothing of this request is acknowledged: a retry
+                # with the same ids stores each event once.
+                raise Problem(
+                    503, "the events could not be stored now; retry them (ids make it safe)",
+                    headers={"Retry-After": "2"},
+                ) from None  # fmt: skip
             for index, receipt in zip(positions, receipts, strict=True):
                 if receipt.ok:
                     duplicates += receipt.duplicate
@@ -316,9 +327,12 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
         q: str = "",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: str | None = None,
+        sort: Annotated[
+            Literal["-time", "time"], Query(description="-time: newest first; time: oldest first")
+        ] = "-time",
     ) -> Response:
         with _timed(service, "search"):
-            page = service.reader(caller).search(q, limit=limit, cursor=cursor)
+            page = service.reader(caller).search(q, limit=limit, cursor=cursor, sort=sort)
         tampered = sorted({*page.outside, *page.mismatched})
         return _json({"events": page.events, "next_cursor": page.cursor, "tampered": tampered})
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from glasslog.access.enforce import AccessDenied
 from glasslog.access.keys import AuthError
@@ -174,11 +175,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            # Starlette names the methods of the first route on the path only; a path with
+            # one route per method (GET and POST /v1/events) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
         return problem_response(
-            exc.status_code,
-            detail,
-            instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            exc.status_code, detail, instance=request.url.path, headers=headers or None
         )
 
     @app.exception_handler(Exception)
@@ -190,6 +194,17 @@ def install(app: FastAPI) -> None:
             f"an unexpected error; the server's log has the details (reference {reference})",
             instance=request.url.path,
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods |= route.methods
+    return sorted(methods)
 
 
 def _client(request: Request) -> str:
