@@ -15,7 +15,7 @@ from pathlib import Path
 from glasslog.log import Log
 from tests.conftest import make_event
 from tests.processes import start
-from tests.server.conftest import Site
+from tests.server.conftest import Site, live
 from tests.server.test_process import serving
 from tests.test_cli import run as glasslog
 
@@ -151,3 +151,19 @@ def test_search_oldest_first_over_http(sqlite_site: Site) -> None:
     assert remote.returncode == 0, remote.stderr
     assert remote.stdout == local.stdout
     assert [json.loads(line)["seq"] for line in remote.stdout.splitlines()] == [0, 1, 2, 3, 4]
+
+
+def test_ingest_over_http_waits_out_429_and_stores_everything(sqlite_site: Site) -> None:
+    """A server that limits the key to one request a second: every batch is retried after
+    Retry-After until accepted, and the summary counts them all."""
+    site = sqlite_site
+    events = [make_event() for _ in range(2_500)]  # three batches of at most 1,000
+    lines = "".join(json.dumps(e) + "\n" for e in events)
+    with live(site, rate=1.0, burst=1) as url:
+        sent = subprocess.run([sys.executable, "-m", "glasslog", "ingest", "-", "--url", url,
+                               "--key", site.keys["writer"]], input=lines, capture_output=True,
+                              text=True, check=False, timeout=120)  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout) == {"accepted": 2_500, "duplicates": 0, "rejected": []}
+    with Log.open(site.data) as log:
+        assert log.count("service:payments").count == 2_500
