@@ -8,7 +8,7 @@ last checkpoint) are read when scraped, not kept up to date on every change.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,8 +18,30 @@ from prometheus_client import (
     generate_latest,
 )
 
-if TYPE_CHECKING:
-    from glasslog.server.service import Service
+
+class _Writer(Protocol):
+    @property
+    def depth(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def last_signed(self) -> float: ...
+
+
+class _Hub(Protocol):
+    @property
+    def streams(self) -> int: ...
+
+
+class Measured(Protocol):
+    """What the gauges read: a running service's writer and tail hub (a Protocol, so
+    that this module does not import the service that imports it)."""
+
+    @property
+    def writer(self) -> _Writer: ...
+    @property
+    def hub(self) -> _Hub: ...
+
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -61,7 +83,7 @@ class Metrics:
             "glasslog_tail_streams", "Open live-tail streams", registry=self.registry
         )
 
-    def bind(self, service: Service) -> None:
+    def bind(self, service: Measured) -> None:
         """Read the state gauges from ``service`` when scraped."""
         writer = service.writer
         self.queue_depth.set_function(lambda: writer.depth)
