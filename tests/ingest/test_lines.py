@@ -11,9 +11,17 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glasslog.errors import EventError
-from glasslog.ingest.lines import NESTING_LIMIT, parse_line, scrub_messages
+from glasslog.ingest.lines import (
+    NESTING_LIMIT,
+    _first_too_deep,
+    _nesting_exceeded,
+    parse_line,
+    scrub_messages,
+)
 from glasslog.ingest.pipeline import Preparer
 from glasslog.ingest.scrub import Scrubber, ScrubConfig
 from tests.ingest.conftest import CliLog, line, rejected
@@ -355,3 +363,34 @@ def test_a_rejection_names_its_line_counting_blank_lines(cli_log: CliLog) -> Non
     summary, _ = cli_log.ingest(line() + b"\n\n" + line() + b"\n{oops\n" + line())
     assert list(rejected(summary)) == [6]
     assert summary["accepted"] == 3
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n', max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(alphabet='[]{}"\\k', max_size=4), inner, max_size=4),
+    max_leaves=60,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, st.integers(0, 80), st.booleans())
+def test_the_fast_depth_check_agrees_with_the_exact_scan(
+    value: object, deep: int, in_dict: bool
+) -> None:
+    """On any valid JSON, the C-speed depth check used for big bodies decides exactly as
+    the exact scan: brackets inside strings (escaped quotes too) never count."""
+    for _ in range(deep):
+        value = {"k]": value} if in_dict else [value, "]"]
+    text = json.dumps([value] * 20)  # many brackets: past the counting shortcut
+    assert _nesting_exceeded(text) == _first_too_deep(text)
+
+
+def test_a_large_batch_body_is_checked_fast_and_a_deep_one_refused() -> None:
+    """A 1,000-event body (many brackets, none deep) parses; one deep value is found."""
+    events = [{"service": "s", "metadata": {"a": [{"b": [1, 2]}], "t": "[[[{{{"}}] * 1000
+    body = json.dumps({"events": events})
+    assert isinstance(parse_line(body), dict)
+    deep = json.dumps({"events": [*events, {"m": json.loads("[" * 70 + "]" * 70)}]})
+    with pytest.raises(EventError, match="nested more than"):
+        parse_line(deep)

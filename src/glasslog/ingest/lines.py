@@ -36,6 +36,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any, Final
 
 from glasslog.errors import EventError, Problem
@@ -79,6 +80,10 @@ _TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 always matches, closed or running to the end of the text, and possessively: no
 backtracking, so every character is read once (``"\\"\\"…`` would otherwise be
 quadratic)."""
+_STRING_OR_NOT_BRACKET: Final = re.compile(r'"[^"]*"|[^\[\]{}"]+')
+"""A string without escapes (they are removed first), or a run of anything but a bracket
+or a quote: what :func:`_nesting_exceeded` deletes to keep the brackets that nest."""
+_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1, '"': 0}  # a quote that never closed: 0
 _OPENERS: Final = frozenset("[{")
 _CLOSERS: Final = frozenset("]}")
 
@@ -122,6 +127,21 @@ def _nesting_exceeded(text: str) -> int | None:
     """The offset of the first bracket nested deeper than NESTING_LIMIT, or None."""
     if text.count("[") + text.count("{") <= NESTING_LIMIT:
         return None  # the usual case, two C-speed scans: there are not enough brackets
+    # Many brackets (a server's batch of events): the depth at C speed first. Escaped
+    # backslashes and quotes go, then the strings (every other piece between quotes:
+    # brackets in them do not nest), then everything but brackets; a running sum gives
+    # the deepest level. On valid JSON this is exact; it only ever answers "not too
+    # deep", and the exact scan finds the offset when it is. On invalid JSON the parser
+    # refuses the text anyway (and a RecursionError reads as too deep).
+    bare = text.replace("\\\\", "").replace('\\"', "")
+    brackets = _STRING_OR_NOT_BRACKET.sub("", bare)
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) <= NESTING_LIMIT:
+        return None
+    return _first_too_deep(text)
+
+
+def _first_too_deep(text: str) -> int | None:
+    """The exact scan: the offset of the first bracket deeper than NESTING_LIMIT, or None."""
     depth = 0
     for token in _TOKEN.finditer(text):
         bracket = token.group()

@@ -98,13 +98,14 @@ class TailHub:
         closes (False)."""
         if self._changed is None:
             raise RuntimeError("the tail hub was not started")
-        async with self._changed:
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.size > cursor or self.closing), timeout
-                )
-            except TimeoutError:
-                return False
+        try:
+            # The timeout in this task, around the lock: asyncio.wait_for would run the
+            # wait in a task of its own, and a cancellation racing its timeout (a client
+            # gone under load) could leave the lock held, after which no tail ever woke.
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: self.size > cursor or self.closing)
+        except TimeoutError:
+            return False
         return self.size > cursor and not self.closing
 
 
