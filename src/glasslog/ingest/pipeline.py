@@ -175,10 +175,10 @@ class Sequencer:
         signature; every writer the CLI or a server runs passes it.
 
         ``writer_lock`` (the data directory's :meth:`~glasslog.datadir.DataDir.writer_lock`)
-        is taken around each batch and each signature, with a catch-up when another
-        process appended meanwhile: a server and the CLI then write to one SQLite store
-        in turns, batch by batch, as writers on several hosts do on PostgreSQL. Without
-        it the caller holds the lock for the sequencer's whole life."""
+        is taken while the tree is restored here and around each batch and each signature,
+        with a catch-up when another process appended meanwhile: a server and the CLI then
+        write to one SQLite store in turns, batch by batch, as writers on several hosts do
+        on PostgreSQL. Without it the caller holds the lock for the sequencer's whole life."""
         check_signer(store, signer)  # before anything is written: a wrong key poisons the log
         self.store = store
         self.settings = settings or Settings()
@@ -186,15 +186,19 @@ class Sequencer:
         self._verifier = Verifier.from_vkey(signer.vkey)
         self._datadir = datadir
         self._writer_lock = writer_lock
-        self._tree: TreeBuilder = restore_tree(store)
-        # Refuse to write onto a history that no longer extends what was signed.
-        # Read once, then counted as we sign: signing must not re-read every checkpoint.
-        self._checkpoints = len(store.checkpoints())
-        check_history(
-            store, self._verifier, self._tree, self._recorded(), where=self._where,
-            count=self._checkpoints,
-        )  # fmt: skip
-        latest = store.latest_checkpoint()
+        # Under the writer locks: another writer appending and signing between our reads
+        # of the tree and of its checkpoints would look like deleted events ("TAMPERED"),
+        # and a server restarting beside busy nodes would refuse to start.
+        with self._locked():
+            self._tree: TreeBuilder = restore_tree(store)
+            # Refuse to write onto a history that no longer extends what was signed.
+            # Read once, then counted as we sign: signing must not re-read every checkpoint.
+            self._checkpoints = len(store.checkpoints())
+            check_history(
+                store, self._verifier, self._tree, self._recorded(), where=self._where,
+                count=self._checkpoints,
+            )  # fmt: skip
+            latest = store.latest_checkpoint()
         self._signed_size = 0 if latest is None else latest.size
         self._oldest_unsigned: float | None = (
             time.monotonic() if self._tree.size > self._signed_size else None
@@ -212,10 +216,10 @@ class Sequencer:
         return None if self._datadir is None else self._datadir.recorded_checkpoint()
 
     @contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Our turn to sequence. On a shared store (PostgreSQL, several hosts), or with a
-        ``writer_lock`` taken per batch, that means the lock, and catching up with what
-        other writers appended."""
+    def _locked(self) -> Iterator[None]:
+        """Hold the writer locks this sequencer takes turn by turn: ``writer_lock``, and
+        the store's own on a shared store (PostgreSQL, several hosts); nothing when the
+        caller holds them for the sequencer's whole life."""
         if self._writer_lock is None and not self.store.shared:
             yield
             return
@@ -223,6 +227,16 @@ class Sequencer:
             self._writer_lock() if self._writer_lock is not None else nullcontext(),
             self.store.lock_writer(),
         ):
+            yield
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Our turn to sequence: the locks (:meth:`_locked`), and catching up with what
+        other writers appended meanwhile."""
+        if self._writer_lock is None and not self.store.shared:
+            yield
+            return
+        with self._locked():
             if self.store.size() != self._tree.size:
                 self._tree = restore_tree(self.store)
                 latest = self.store.latest_checkpoint()

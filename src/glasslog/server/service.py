@@ -79,7 +79,8 @@ class Service:
         self._oidc = OIDCVerifier(self._policy.oidc) if self._policy.oidc else None
         self._policy_lock = threading.Lock()
         self._local = threading.local()
-        self._logs: list[Log] = []
+        self._logs: dict[threading.Thread, Log] = {}
+        """Every thread's open log, so that :meth:`stop` and the sweep can close it."""
         self._logs_lock = threading.Lock()
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.rate, config.burst)
@@ -120,12 +121,9 @@ class Service:
             log.exception("could not hand the last audit.read events to the writer")
         self.writer.stop()
         with self._logs_lock:
-            for opened in self._logs:
-                try:
-                    opened.close()
-                except Exception:
-                    log.debug("closing a reader's connection failed", exc_info=True)
+            opened = list(self._logs.values())
             self._logs.clear()
+        _close(opened)
 
     def _open_sequencer(self) -> Sequencer:
         return Sequencer(
@@ -154,13 +152,23 @@ class Service:
     # -- per request ----------------------------------------------------------------
 
     def log(self) -> Log:
-        """This thread's connection to the log."""
+        """This thread's connection to the log.
+
+        The web framework's worker threads come and go (an idle one ends after a few
+        seconds, and a burst of requests starts new ones), so each new thread first
+        closes the connections of the threads that have ended. Otherwise every burst
+        would leave its connections open for good, and nodes sharing one PostgreSQL
+        would use up its ``max_connections``.
+        """
         opened: Log | None = getattr(self._local, "log", None)
         if opened is None:
             opened = Log(self.datadir, open_store(self.spec, readonly=True))
             self._local.log = opened
             with self._logs_lock:
-                self._logs.append(opened)
+                ended = [t for t in self._logs if not t.is_alive()]
+                stale = [self._logs.pop(t) for t in ended]
+                self._logs[threading.current_thread()] = opened
+            _close(stale)
         return opened
 
     def _tree_size(self) -> int:
@@ -205,6 +213,14 @@ class Service:
 
     def write(self, events: list[object]) -> Future[list[Receipt]]:
         return self.writer.submit(events)
+
+
+def _close(logs: list[Log]) -> None:
+    for opened in logs:
+        try:
+            opened.close()
+        except Exception:
+            log.debug("closing a reader's connection failed", exc_info=True)
 
 
 def _report_lost_audit(future: Future[list[Receipt]]) -> None:
