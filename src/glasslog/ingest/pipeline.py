@@ -323,6 +323,10 @@ class Sequencer:
     def _checkpoint(self) -> StoredCheckpoint:
         latest = self.store.latest_checkpoint()
         if latest is not None and latest.size == self._tree.size:
+            # Signed already (by another writer of a shared store): nothing waits now, or
+            # every tick would take the writer lock again to find the same checkpoint.
+            self._signed_size = latest.size
+            self._oldest_unsigned = None
             return latest
         # Another writer of a shared store may have signed meanwhile: never add a
         # checkpoint under a key that is not the log's, nor over a rewritten history.

@@ -12,8 +12,8 @@ holds no memory that grows and does not slow anyone down.
   any node: the seqs are the log's.
 * A comment (``: heartbeat``) every ``heartbeat`` seconds keeps proxies from closing an
   idle stream, and tells the client that the stream is alive.
-* A client that does not take an event for :data:`STALL` seconds is dropped. Its last
-  event is ``event: dropped``, with the seq to resume from.
+* A client that does not take a step's events within :data:`STALL` seconds is
+  dropped. Its last event is ``event: dropped``, with the seq to resume after.
 * At shutdown every stream ends with ``event: shutdown``. Clients reconnect to
   another node.
 
@@ -109,9 +109,26 @@ class TailHub:
         return self.size > cursor and not self.closing
 
 
-def _frame(seq: int, event: dict[str, object]) -> bytes:
-    data = json.dumps(event, ensure_ascii=False)
-    return f"id: {seq}\ndata: {data}\n\n".encode()
+def _step(
+    follow: Callable[[int, int], list[dict[str, object]]], start: int, end: int
+) -> tuple[bytes, int]:
+    """The frames of the visible events with seq in [start, end), and the last seq sent.
+
+    A step whose last seq is not an event shown ends with a bare ``id:``: it moves the
+    client's ``Last-Event-ID`` past what was filtered out, and shows nothing.
+    """
+    frames: list[str] = []
+    last = start - 1
+    for event in follow(start, end):
+        seq = event.pop("seq")
+        if not isinstance(seq, int):
+            raise TypeError("follow() gives events with an int seq")
+        frames.append(f"id: {seq}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n")
+        last = seq
+    if last != end - 1:
+        frames.append(f"id: {end - 1}\n\n")
+        last = end - 1
+    return "".join(frames).encode(), last
 
 
 async def stream(
@@ -142,21 +159,15 @@ async def stream(
                 continue
             while cursor < hub.size and not hub.closing:
                 end = min(hub.size, cursor + STEP)
-                events = await asyncio.to_thread(follow, cursor, end)
-                last = cursor - 1
-                for event in events:
-                    seq = event.pop("seq")
-                    if not isinstance(seq, int):
-                        raise TypeError("follow() gives events with an int seq")
-                    last = seq
-                    offered = time.monotonic()
-                    yield _frame(seq, event)
-                    if time.monotonic() - offered > stall:
-                        note = {"reason": "the client did not keep up", "resume_after": seq}
-                        yield f"event: dropped\ndata: {json.dumps(note)}\n\n".encode()
-                        return
-                if last != end - 1:
-                    yield f"id: {end - 1}\n\n".encode()  # moves Last-Event-ID, shows nothing
+                # One step read, matched, masked and framed on a worker thread, and sent
+                # as one chunk: the event loop does not handle each event of a step.
+                chunk, last = await asyncio.to_thread(_step, follow, cursor, end)
+                offered = time.monotonic()
+                yield chunk
+                if time.monotonic() - offered > stall:
+                    note = {"reason": "the client did not keep up", "resume_after": last}
+                    yield f"event: dropped\ndata: {json.dumps(note)}\n\n".encode()
+                    return
                 cursor = end
         yield b'event: shutdown\ndata: {"reason": "the server is stopping; reconnect"}\n\n'
     finally:
