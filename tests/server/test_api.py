@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from glasslog.log import Log
@@ -96,8 +97,12 @@ def test_a_key_without_ingest_cannot_write(site: Site) -> None:
         assert client.get("/v1/events", headers=site.auth("admin")).json()["events"] == []
 
 
-def test_writes_are_limited_to_the_roles_services_and_reported_per_event(site: Site) -> None:
-    with site.client() as client:
+@pytest.mark.parametrize("workers", [2, 0])
+def test_writes_are_limited_to_the_roles_services_and_reported_per_event(
+    site: Site, workers: int
+) -> None:
+    """In worker processes (the default) and in the writer thread alike."""
+    with site.client(prepare_workers=workers) as client:
         good = make_event(service="billing-eu")
         events = [good, make_event(service="auth"), {"service": "payments"}, make_event()]
         result = _post(client, site, "writer", events)

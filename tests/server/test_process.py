@@ -22,7 +22,7 @@ import pytest
 
 from glasslog.log import Log
 from tests.conftest import make_event
-from tests.processes import left_behind, start
+from tests.processes import left_behind, start, still_running
 from tests.server.conftest import Site
 from tests.test_cli import run as glasslog
 
@@ -80,7 +80,7 @@ def test_sigterm_writes_what_was_acknowledged_and_signs(site: Site) -> None:
         assert log.latest_checkpoint().size == log.store.size()
         stored = {e["id"] for e in log.search("service:payments", limit=1000).events}
     assert stored == set(ids)
-    assert not left_behind(mark)
+    assert not still_running(left_behind(mark), within=5)
 
 
 def _stored_ids(site: Site, query: str) -> list[str]:
@@ -129,7 +129,7 @@ def test_kill_9_of_the_server_mid_ingest_loses_nothing_acknowledged(site: Site) 
         for thread in clients:
             thread.join(timeout=30)
     assert len(acked) >= 1500
-    assert not left_behind(mark), "no orphan survives the server"
+    assert not still_running(left_behind(mark), within=5), "no orphan survives the server"
     with serving(site, mark) as (_, url):  # a restart recovers and serves
         more = [make_event() for _ in range(10)]
         answer = httpx.post(f"{url}/v1/events", json={"events": more},
@@ -179,5 +179,5 @@ def test_the_cli_writes_beside_a_running_server(sqlite_site: Site, tmp_path: Pat
         assert log.count("service:payments").count == len(acked)
     verified = glasslog("verify", data=site.data)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert not [p for p in left_behind(mark) if p.pid != os.getpid()]
+    assert not [p for p in still_running(left_behind(mark), within=5) if p.pid != os.getpid()]
     assert psutil.pid_exists(os.getpid())

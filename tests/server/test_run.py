@@ -27,7 +27,7 @@ from jwt.algorithms import ECAlgorithm
 from glasslog.server.app import create_app, principal
 from glasslog.server.service import Service
 from tests.conftest import make_event
-from tests.processes import left_behind, start
+from tests.processes import left_behind, start, still_running
 from tests.server.conftest import POLICY, Site, make_site
 
 PUBLIC = {"/healthz", "/readyz", "/checkpoint", "/v1/vkey", "/v1/proof/consistency",
@@ -119,7 +119,7 @@ def test_https_with_a_certificate_and_a_metrics_address(sqlite_site: Site, tmp_p
         server.terminate()
         server.wait(timeout=30)
     assert server.returncode in (0, -15), server.returncode
-    assert not left_behind(mark)
+    assert not still_running(left_behind(mark), within=5)
 
 
 def test_plain_http_off_loopback_is_refused(sqlite_site: Site) -> None:

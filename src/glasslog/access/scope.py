@@ -272,4 +272,10 @@ def writable(roles: Sequence[Role]) -> Node:
 
     A writer's ``services`` limit what it may write; its other scope keys are about
     reading and do not apply."""
-    return any_of(_globs("service", role.services) for role in roles if role.services)
+    return services_node([role.services for role in roles])
+
+
+def services_node(services: Sequence[Sequence[str]]) -> Node:
+    """Events whose service matches one of the globs of any of ``services`` (the lists of
+    several roles); an empty list matches nothing."""
+    return any_of(_globs("service", globs) for globs in services if globs)

@@ -13,10 +13,12 @@ with half of one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,11 @@ from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings
 from glasslog.log import Log
 from glasslog.server.limits import RateLimiter
 from glasslog.server.metrics import Metrics
+from glasslog.server.prepare import Outcome, init_worker, prepare_body
 from glasslog.server.tail import TailHub
-from glasslog.server.writer import WriteQueue
+from glasslog.server.writer import WriteQueue, WriterStopped
 from glasslog.store import open_store
+from glasslog.workers import worker_pool
 
 __all__ = ["Service", "ServiceConfig"]
 
@@ -53,6 +57,8 @@ class ServiceConfig:
     """Requests a principal may make at once before the rate applies."""
     failed_sign_ins: int = 20
     """Failed sign-ins one client address may make at once; then one a second."""
+    prepare_workers: int = 2
+    """Worker processes that parse and prepare request bodies (0: in the writer thread)."""
     queue_capacity: int = 20_000
     """Events waiting to be written before writes are answered 503."""
     checkpoint_interval: float = 1.0
@@ -106,12 +112,47 @@ class Service:
         self.started = time.time()
         self.hub = TailHub(self._tree_size)
         self.on_commit(self.hub.committed)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     # -- life ---------------------------------------------------------------------
 
     def start(self) -> None:
         self.writer.start()
         self.metrics.bind(self)
+        if self.config.prepare_workers > 0:
+            self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # Started from the thread that runs the app, which lives as long as the server:
+        # the workers are told to die with it (glasslog.workers).
+        return worker_pool(
+            self.config.prepare_workers,
+            initializer=init_worker,
+            initargs=(self.datadir.fingerprint_key(), self._settings),
+        )
+
+    async def prepare(self, body: bytes, services: list[tuple[str, ...]]) -> Outcome | None:
+        """A request body parsed and prepared in a worker process; None without workers.
+
+        A pool whose worker died (the OOM killer) is replaced once, and the body
+        prepared again: nothing of it was written yet.
+        """
+        pool = self._pool
+        if pool is None:
+            return None
+        try:
+            return await asyncio.wrap_future(pool.submit(prepare_body, body, services))
+        except BrokenProcessPool:
+            log.error("a worker preparing events died; starting new ones")
+            with self._pool_lock:
+                if self._pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+                fresh = self._pool
+        if fresh is None:
+            raise WriterStopped("the server is stopping; try another node")
+        return await asyncio.wrap_future(fresh.submit(prepare_body, body, services))
 
     def stop(self) -> None:
         """Record the reads not yet recorded, write what is queued, sign, close."""
@@ -120,6 +161,9 @@ class Service:
         except Exception:
             log.exception("could not hand the last audit.read events to the writer")
         self.writer.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         with self._logs_lock:
             opened = list(self._logs.values())
             self._logs.clear()

@@ -209,6 +209,10 @@ class WriteQueue:
         for request in taken:
             slots: list[Receipt | int] = []
             for raw in request.events:
+                if isinstance(raw, Prepared):  # prepared by a worker process already
+                    slots.append(len(prepared))
+                    prepared.append(raw)
+                    continue
                 try:
                     item = self._preparer.prepare(raw)
                 except EventError as exc:
