@@ -1172,6 +1172,9 @@ def policy_explain(data: Path, policy: Path | None, role: str, as_json: bool) ->
               help="Allow plain HTTP on a non-loopback address (behind a TLS proxy).")  # fmt: skip
 @click.option("--rate", type=click.FloatRange(0.1, 1e6), default=50.0, show_default=True,
               help="Requests per second per principal (429 beyond, after a burst).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Processes that parse and prepare ingested events (0: in the server's "
+              "own writer thread, less memory, slower ingest).")  # fmt: skip
 def serve(
     data: Path,
     store: str | None,
@@ -1184,6 +1187,7 @@ def serve(
     tls_key: Path | None,
     insecure_http: bool,
     rate: float,
+    workers: int,
 ) -> None:
     """Serve the HTTP API: ingest, role-scoped reads, proofs and a live tail.
 
@@ -1199,7 +1203,8 @@ def serve(
         host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http,
         metrics_host=metrics_host, metrics_port=metrics_port,
     )  # fmt: skip
-    config = ServiceConfig(data=data, store=store, policy=policy, rate=rate)
+    config = ServiceConfig(data=data, store=store, policy=policy, rate=rate,
+                           prepare_workers=workers)  # fmt: skip
     # Ctrl-C is a graceful stop: the server wrote, signed and closed before it returns.
     with suppress(KeyboardInterrupt):
         run.serve(config, binding)
