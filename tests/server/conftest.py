@@ -117,14 +117,20 @@ def sqlite_site(tmp_path: Path) -> Site:
     return make_site(tmp_path, None)
 
 
+def free_port() -> int:
+    """A loopback port that was free a moment ago (a server started next will take it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
 def live(site: Site, **changes: Any) -> Iterator[str]:
     """The app on a real uvicorn server, on a free loopback port, in a thread: real
     sockets and real streaming, with the service settings a test needs."""
     service = Service(site.config(**changes))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = TailingServer(
         uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning",
                        timeout_graceful_shutdown=5),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -14,13 +13,7 @@ from pathlib import Path
 from glasslog.event import validate
 from glasslog.log import Log
 from glasslog.scenario import Scenario
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.server.conftest import free_port
 
 
 def test_the_stream_tells_every_story() -> None:
@@ -46,7 +39,7 @@ def test_the_stream_tells_every_story() -> None:
 
 def test_demo_serves_feeds_and_prints_commands_that_work(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    port = _free_port()
+    port = free_port()
     shown = subprocess.run(
         [sys.executable, "-m", "glasslog", "demo", "--data", str(data), "--port", str(port),
          "--duration", "6"],

@@ -8,7 +8,6 @@ import base64
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -34,7 +33,7 @@ from glasslog.store import open_store
 from glasslog.store.base import Store, restore_tree
 from tests.conftest import make_event, scratch_database
 from tests.processes import left_behind, start, still_running
-from tests.server.conftest import Site, make_site
+from tests.server.conftest import Site, free_port, make_site
 from tests.test_cli import run as glasslog
 
 NODES = 3
@@ -46,13 +45,6 @@ BATCH = 500
 RETRYABLE = frozenset({429, 503})
 DEADLINE = 300.0
 """Seconds a client may spend before the test gives up on it."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -177,7 +169,7 @@ def test_three_nodes_on_one_database_survive_kill_9_of_one(pg_site: Site, tmp_pa
     site = pg_site
     assert site.store is not None
     mark = uuid.uuid4().hex
-    nodes = [Node(_free_port(), tmp_path / f"node{i}.log") for i in range(NODES)]
+    nodes = [Node(free_port(), tmp_path / f"node{i}.log") for i in range(NODES)]
     workloads = [[make_event() for _ in range(EVENTS)] for _ in range(CLIENTS)]
     total = CLIENTS * EVENTS
     tally = Tally()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,21 +22,14 @@ import pytest
 from glasslog.log import Log
 from tests.conftest import make_event
 from tests.processes import left_behind, start, still_running
-from tests.server.conftest import Site
+from tests.server.conftest import Site, free_port
 from tests.test_cli import run as glasslog
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
 def serving(site: Site, mark: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``glasslog serve`` on a free port until the block ends (then SIGKILL if still up)."""
-    port = _free_port()
+    port = free_port()
     args = ["serve", "--data", str(site.data), "--port", str(port)]
     if site.store is not None:
         args += ["--store", site.store]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,17 +27,10 @@ from glasslog.server.app import create_app, principal
 from glasslog.server.service import Service
 from tests.conftest import make_event
 from tests.processes import left_behind, start, still_running
-from tests.server.conftest import POLICY, Site, make_site
+from tests.server.conftest import POLICY, Site, free_port, make_site
 
 PUBLIC = {"/healthz", "/readyz", "/checkpoint", "/v1/vkey", "/v1/proof/consistency",
           "/openapi.json"}  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_every_route_but_the_public_ones_asks_who_calls(sqlite_site: Site) -> None:
@@ -93,7 +85,7 @@ def _wait(url: str, *, verify: object = True) -> None:
 def test_https_with_a_certificate_and_a_metrics_address(sqlite_site: Site, tmp_path: Path) -> None:
     site = sqlite_site
     cert, key = _self_signed(tmp_path)
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     mark = uuid.uuid4().hex
     server = start("serve", "--data", str(site.data), "--port", str(port), "--tls-cert",
                    str(cert), "--tls-key", str(key), "--metrics-host", "127.0.0.1",
@@ -125,7 +117,7 @@ def test_https_with_a_certificate_and_a_metrics_address(sqlite_site: Site, tmp_p
 def test_plain_http_off_loopback_is_refused(sqlite_site: Site) -> None:
     refused = subprocess.run(
         [sys.executable, "-m", "glasslog", "serve", "--data", str(sqlite_site.data), "--host",
-         "0.0.0.0", "--port", str(_free_port())],
+         "0.0.0.0", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert refused.returncode != 0
