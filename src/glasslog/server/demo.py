@@ -14,6 +14,7 @@ replaced on every run, and every run makes new keys; the old ones stay valid.
 from __future__ import annotations
 
 import getpass
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -134,6 +135,8 @@ def run_live_demo(
     url = f"http://{host}:{server.config.port}"
     scenario = Scenario()
     fed = 0
+    # SIGTERM (a supervisor, `timeout`) stops the demo as Ctrl-C does: gracefully.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         with httpx.Client(base_url=url, timeout=30, headers=admin) as client:
@@ -151,11 +154,16 @@ def run_live_demo(
     except KeyboardInterrupt:
         echo("")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.should_exit = True
         thread.join(timeout=30)
     echo(f"stopped: {fed:,} events fed and signed into {data}. "
          f"`glasslog verify --data {data}` checks every one.")  # fmt: skip
     return fed
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _post(client: httpx.Client, events: list[dict[str, Any]]) -> int:
