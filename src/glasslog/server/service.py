@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -108,10 +107,7 @@ class Service:
             on_commit=self._committed_to,
         )
         self.auditor = Auditor(self._write_audit, batch=100)
-        self._commit_listeners: list[Any] = []
-        self.started = time.time()
         self.hub = TailHub(self._tree_size)
-        self.on_commit(self.hub.committed)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -182,12 +178,8 @@ class Service:
         self.auditor.flush()
 
     def _committed_to(self, size: int) -> None:
-        for listener in list(self._commit_listeners):
-            listener(size)
-
-    def on_commit(self, listener: Any) -> None:
-        """Call ``listener(tree_size)`` after every commit of this node's writer."""
-        self._commit_listeners.append(listener)
+        """After each commit of this node's writer: wake the live tails at once."""
+        self.hub.committed(size)
 
     def _write_audit(self, events: list[dict[str, Any]]) -> None:
         future = self.writer.submit(list(events), priority=True)
