@@ -267,14 +267,6 @@ def _candidates(
     return list(paths)
 
 
-def writable(roles: Sequence[Role]) -> Node:
-    """The events ``roles`` (those with ``ingest``) may write: their services' globs.
-
-    A writer's ``services`` limit what it may write; its other scope keys are about
-    reading and do not apply."""
-    return services_node([role.services for role in roles])
-
-
 def services_node(services: Sequence[Sequence[str]]) -> Node:
     """Events whose service matches one of the globs of any of ``services`` (the lists of
     several roles); an empty list matches nothing."""

@@ -30,16 +30,15 @@ from pydantic import BaseModel, Field
 from glasslog import __version__
 from glasslog.access.enforce import Principal
 from glasslog.access.keys import AuthError
-from glasslog.access.policy import Role, parse_duration
-from glasslog.access.scope import writable
+from glasslog.access.policy import parse_duration
 from glasslog.ingest.lines import scrub_messages
 from glasslog.ingest.pipeline import Prepared
 from glasslog.log import MAX_PAGE, MISSING
 from glasslog.query.language import MAX_SEQ
-from glasslog.query.match import matches
 from glasslog.server import problems
 from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
+from glasslog.server.prepare import screen
 from glasslog.server.problems import UNAUTHORIZED, Problem
 from glasslog.server.service import Service
 from glasslog.server.tail import stream as tail_stream
@@ -255,29 +254,6 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     return app
 
 
-def _screen(
-    events: list[object], writers: list[Role]
-) -> tuple[list[tuple[int, list[str]]], list[tuple[int, object]]]:
-    """Without worker processes: the events a writer may not write (rejected, with the
-    reason), and the others with their index, to be prepared by the writer thread."""
-    allowed = writable(writers)
-    listed = ", ".join(g for r in writers for g in r.services)
-    rejected: list[tuple[int, list[str]]] = []
-    admitted: list[tuple[int, object]] = []
-    for index, raw in enumerate(events):
-        # Events without a string service are left to validation, which names the problem.
-        if (
-            isinstance(raw, dict)
-            and isinstance(name := raw.get("service"), str)
-            and not matches(allowed, raw, seq=0)
-        ):
-            rejected.append((index, [f"$.service: this key may not write events of service "
-                                     f"{name!r}; its roles write {listed}"]))  # fmt: skip
-            continue
-        admitted.append((index, raw))
-    return rejected, admitted
-
-
 def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
     # Reads run on worker threads (plain def): the store's calls block.
 
@@ -302,7 +278,7 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
         outcome = await service.prepare(body, services)
         if outcome is None:  # no worker processes: parse here, prepare in the writer
             events = await asyncio.to_thread(events_of, body)  # off the event loop
-            outcome = ("ok", len(events), *_screen(events, writers))
+            outcome = ("ok", len(events), *screen(events, services))
         if outcome[0] == "problem":
             raise Problem(outcome[1], outcome[2])
         _, _, refused, ready = outcome

@@ -27,7 +27,7 @@ from glasslog.query.match import matches
 from glasslog.server.body import events_of
 from glasslog.server.problems import Problem
 
-__all__ = ["Outcome", "init_worker", "prepare_body"]
+__all__ = ["Outcome", "init_worker", "prepare_body", "screen"]
 
 Outcome = tuple[Any, ...]
 """``("ok", count, rejected, prepared)`` or ``("problem", status, detail)``: ``rejected``
@@ -52,21 +52,9 @@ def prepare_body(body: bytes, services: Sequence[Sequence[str]]) -> Outcome:
         events = events_of(body)
     except Problem as problem:
         return ("problem", problem.status, problem.detail)
-    allowed = services_node(services)
-    listed = ", ".join(g for globs in services for g in globs)
-    rejected: list[tuple[int, list[str]]] = []
+    rejected, admitted = screen(events, services)
     prepared: list[tuple[int, tuple[Any, ...]]] = []
-    for index, raw in enumerate(events):
-        if (
-            isinstance(raw, dict)
-            and isinstance(name := raw.get("service"), str)
-            and not matches(allowed, raw, seq=0)
-        ):
-            rejected.append((index, [
-                f"$.service: this key may not write events of service {name!r}; its roles "
-                f"write {listed}"
-            ]))  # fmt: skip
-            continue
+    for index, raw in admitted:
         try:
             item: Prepared = preparer.prepare(raw)
         except EventError as exc:
@@ -81,3 +69,28 @@ def prepare_body(body: bytes, services: Sequence[Sequence[str]]) -> Outcome:
             continue
         prepared.append((index, tuple(item)))
     return ("ok", len(events), rejected, prepared)
+
+
+def screen(
+    events: list[object], services: Sequence[Sequence[str]]
+) -> tuple[list[tuple[int, list[str]]], list[tuple[int, object]]]:
+    """The events a writer may not write (rejected with the reason), and the others with
+    their index. ``services`` are the globs of the writer's roles. An event without a
+    string service is let through: validation names that problem."""
+    allowed = services_node(services)
+    listed = ", ".join(g for globs in services for g in globs)
+    rejected: list[tuple[int, list[str]]] = []
+    admitted: list[tuple[int, object]] = []
+    for index, raw in enumerate(events):
+        if (
+            isinstance(raw, dict)
+            and isinstance(name := raw.get("service"), str)
+            and not matches(allowed, raw, seq=0)
+        ):
+            rejected.append((index, [
+                f"$.service: this key may not write events of service {name!r}; its roles "
+                f"write {listed}"
+            ]))  # fmt: skip
+            continue
+        admitted.append((index, raw))
+    return rejected, admitted
