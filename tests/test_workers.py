@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 
 from glasslog.datadir import DataDir
 from glasslog.demo import write_jsonl
+from glasslog.ingest.pipeline import Settings
+from glasslog.server.prepare import init_worker
 from glasslog.workers import worker_pool
 from tests.processes import (
     children,
@@ -168,3 +171,29 @@ def test_a_pool_left_by_an_exception_skips_the_queued_work() -> None:
     with pytest.raises(RuntimeError, match="gave up"):
         give_up()
     assert time.monotonic() - started < 3.0  # the whole queue would take 5 s
+
+
+_LOADED = (
+    "sorted(m for m in __import__('sys').modules"
+    " if m.split('.')[0] in ('_pytest', 'fastapi', 'starlette', 'uvicorn', 'pytest'))"
+)
+"""Evaluated in a worker: the heavy modules it holds (``eval`` pickles by name)."""
+
+
+def test_a_spawned_worker_runs_neither_the_main_script_nor_the_web_framework() -> None:
+    """A server has threads, so its workers are spawned. They must not import the parent's
+    main script again (``glasslog`` would bring the whole command line) nor the web
+    framework: each would cost the worker tens of megabytes (docs/benchmarks.md)."""
+    busy = threading.Event()
+    other = threading.Thread(target=busy.wait, daemon=True)
+    other.start()  # a second thread: worker_pool must spawn, not fork
+    try:
+        pool = worker_pool(1, initializer=init_worker, initargs=(b"k" * 32, Settings()))
+        with pool:
+            assert pool._mp_context.get_start_method() == "spawn"
+            assert pool.submit(eval, _LOADED).result(timeout=60) == []
+            assert pool.submit(eval, "'glasslog.server.prepare' in __import__('sys').modules"
+                               ).result(timeout=60)  # fmt: skip
+    finally:
+        busy.set()
+    assert sys.modules["__main__"].__dict__.get("__file__") is not None, "put back"

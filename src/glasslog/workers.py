@@ -19,14 +19,18 @@ worker processes while the parent writes or compares. Every such pool comes from
 Workers are forked where that is safe (Linux, a single-threaded parent): a pool of
 two is ready in about 0.04 s, while ``spawn`` and ``forkserver`` boot interpreters
 that import glasslog again, 0.5-0.8 s on a busy 2-core machine (docs/ledger.md). A
-parent with other threads gets ``spawn``, since forking a multi-threaded process can
-deadlock the child.
+parent with other threads (the server) gets ``spawn``, since forking a multi-threaded
+process can deadlock the child. A spawned worker does not run the parent's main
+script again, as ``multiprocessing`` otherwise does: every task is a function of a
+glasslog module, and the ``glasslog`` script would import the whole command line
+(web framework, HTTP client) into each worker, about 30 MB apiece for nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
@@ -84,7 +88,9 @@ class _Pool(ProcessPoolExecutor):
     def __init__(
         self, workers: int, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
     ) -> None:
-        context = multiprocessing.get_context(_start_method())
+        context: multiprocessing.context.BaseContext = (
+            multiprocessing.get_context("fork") if _start_method() == "fork" else _LeanSpawn()
+        )
         self._stopping = context.Event()
         super().__init__(
             workers,
@@ -117,6 +123,28 @@ def _start_method() -> str:
     if sys.platform == "linux" and threading.active_count() == 1:
         return "fork"
     return "spawn"
+
+
+class _LeanSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that does not import the parent's ``__main__`` again."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        # multiprocessing tells the child which main module to run from
+        # sys.modules["__main__"].__file__, read while the process is being started.
+        main = sys.modules["__main__"]
+        hidden = main.__dict__.pop("__file__", None)
+        try:
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+        finally:
+            if hidden is not None:
+                main.__file__ = hidden
+
+
+class _LeanSpawn(multiprocessing.context.SpawnContext):
+    """The spawn start method, with :class:`_LeanSpawnProcess` processes."""
+
+    Process = _LeanSpawnProcess
 
 
 @contextmanager

@@ -21,7 +21,7 @@ call this class, and the owner of the data directory (no principal) uses the Log
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -39,7 +39,35 @@ from glasslog.query.language import And, Compare, Match, Node, Not, Or, Text, pa
 from glasslog.query.match import matches
 from glasslog.store.base import StoredEvent, event_of, node_reader_for
 
-__all__ = ["AccessDenied", "Principal", "Reader"]
+__all__ = ["AccessDenied", "Decoded", "Principal", "Reader", "decode"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A stored event parsed once, for every live tail that reads it (never changed).
+
+    ``event`` is None for a row that is not an event: verify names it, and no tail
+    shows it. ``commits`` and ``salts`` are kept so that masking needs no second read.
+    """
+
+    seq: int
+    event: dict[str, Any] | None
+    commits: str
+    salts: bytes
+
+
+def decode(stored: Iterable[StoredEvent]) -> list[Decoded]:
+    """Stored rows as :class:`Decoded` records, in the order given."""
+    out = []
+    for row in stored:
+        try:
+            event = event_of(row)
+        except ValueError:
+            event = None
+        out.append(
+            Decoded(row.seq, event if isinstance(event, dict) else None, row.commits, row.salts)
+        )
+    return out
 
 
 class AccessDenied(GlasslogError):
@@ -161,24 +189,28 @@ class Reader:
         if self._auditor is not None:
             self._auditor.flush()
 
-    def follow(self, query: str, start: int, end: int) -> list[dict[str, Any]]:
+    def follow(
+        self, query: str, start: int, end: int, *, decoded: Sequence[Decoded] | None = None
+    ) -> list[dict[str, Any]]:
         """The events with seq in [start, end) that the principal may see and that match
         ``query``, as it may see them, in seq order: one step of a live tail.
 
         Not audited per step: the stream was recorded when it was opened (:meth:`tail`).
         The bodies are matched here, as search rechecks them: the scope, then the query
-        against each event's view.
+        against each event's view. ``decoded``: the rows of [start, end) already read
+        and parsed (a server reads each step once for all its streams); they are only
+        read, never changed.
         """
         node, run, roles, scopes = self._scoped("tail", query)
+        rows = decode(self.log.store.events(start, end)) if decoded is None else decoded
         events: list[dict[str, Any]] = []
-        for stored in self.log.store.events(start, end):
-            try:
-                event = event_of(stored)
-            except ValueError:
-                continue  # not an event: verify names it; a tail never shows it
-            if isinstance(event, dict) and matches(run, event, seq=stored.seq):
-                events.append({"seq": stored.seq, **event})
-        return self._present(events, node, roles, scopes, in_scope=True)
+        known: dict[int, tuple[str, bytes]] = {}
+        for row in rows:
+            event = row.event
+            if event is not None and start <= row.seq < end and matches(run, event, seq=row.seq):
+                events.append({"seq": row.seq, **event})
+                known[row.seq] = (row.commits, row.salts)
+        return self._present(events, node, roles, scopes, in_scope=True, known=known)
 
     def count(self, query: str, *, now: datetime | None = None, cap: int = COUNT_CAP) -> Count:
         """How many events the principal may see match (as :meth:`Log.count`)."""
@@ -334,13 +366,15 @@ class Reader:
         scopes: Sequence[Node],
         *,
         in_scope: bool,
+        known: dict[int, tuple[str, bytes]] | None = None,
     ) -> list[dict[str, Any]]:
         """Each event as the principal sees it, if it may and its view matches ``node``.
 
         ``in_scope``: the store's rows were rechecked against a query that holds the
         scope, so with one role every event is in it. Salts are read for a whole page
-        at once, and only when a role masks or hides something: the view of a role
-        without field rules is the event, and ``node`` matched it already.
+        at once (unless ``known`` holds them: seq → (commits, salts)), and only when a
+        role masks or hides something: the view of a role without field rules is the
+        event, and ``node`` matched it already.
         """
         ruled = any(r.mask or r.hide for r in roles)
         if not ruled and in_scope and len(roles) == 1:
@@ -348,7 +382,13 @@ class Reader:
         # A query with no term a field rule can change (free text, or a field some role
         # masks or hides) matches the view exactly when it matches the event.
         blind = not any(unsafe(n, roles) for n in _walk(node))
-        stored = self.log.store.commitments([e["seq"] for e in events]) if ruled else {}
+        stored = (
+            {}
+            if not ruled
+            else known
+            if known is not None
+            else self.log.store.commitments([e["seq"] for e in events])
+        )
         shown_events = []
         memo: dict[tuple[tuple[str, ...], Path], bool | str] = {}
         for event in events:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Final, Literal
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -215,7 +216,8 @@ Caller = Annotated[Principal, Depends(principal)]
 def _timed(service: Service, operation: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
-        yield
+        with service.writer.reading():
+            yield
     finally:
         service.metrics.query_seconds.labels(operation).observe(time.perf_counter() - started)
 
@@ -232,6 +234,10 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run on the framework's worker threads (40 by default), each with
+        # its own store connection, page cache and allocator arena. On a small machine
+        # more threads than this only queue for the same cores and hold more memory.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = service.config.read_threads
         service.start()
         await service.hub.start()
         try:
@@ -466,7 +472,8 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
         first = await asyncio.to_thread(open_stream)
 
         def follow(begin: int, end: int) -> list[dict[str, Any]]:
-            return service.reader(caller).follow(q, begin, end)
+            step = service.hub.step(begin, end)  # read and parsed once for every stream
+            return service.reader(caller).follow(q, begin, end, decoded=step)
 
         return StreamingResponse(
             tail_stream(service.hub, first, follow, heartbeat=service.config.tail_heartbeat,

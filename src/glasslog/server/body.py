@@ -15,7 +15,7 @@ from typing import Final
 from glasslog.errors import EventError
 from glasslog.event import DEFAULT_LIMITS
 from glasslog.ingest.lines import parse_line
-from glasslog.server.problems import Problem
+from glasslog.server.refusal import Problem
 
 __all__ = ["MAX_BODY", "MAX_EVENTS", "events_of", "read_body"]
 

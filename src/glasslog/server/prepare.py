@@ -16,8 +16,10 @@ exactly what :mod:`glasslog.server.body` words.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from glasslog.access.scope import services_node
 from glasslog.errors import EventError
@@ -25,13 +27,16 @@ from glasslog.ingest.lines import INTERNAL_ERROR, scrub_messages
 from glasslog.ingest.pipeline import Prepared, Preparer, Settings
 from glasslog.query.match import matches
 from glasslog.server.body import events_of
-from glasslog.server.problems import Problem
+from glasslog.server.refusal import Problem
 
 __all__ = ["Outcome", "init_worker", "prepare_body", "screen"]
 
 Outcome = tuple[Any, ...]
 """``("ok", count, rejected, prepared)`` or ``("problem", status, detail)``: ``rejected``
 is ``[(index, [message…])]``, ``prepared`` is ``[(index, Prepared as a tuple)]``."""
+
+PREPARE_NICENESS: Final = 10
+"""How much lower the workers' CPU priority is than the server's (``nice``)."""
 
 _preparer: Preparer | None = None
 
@@ -40,6 +45,11 @@ def init_worker(key: bytes, settings: Settings) -> None:
     """Each worker's one preparer (its scrubber holds the fingerprint key)."""
     global _preparer  # noqa: PLW0603 - one per worker process
     _preparer = Preparer(fingerprint_key=key, settings=settings)
+    # Preparing is throughput work; a search waits on the same cores. A lower priority
+    # lets the kernel run the server's reads first when the machine is busy, and
+    # costs nothing when it is not (docs/benchmarks.md, HTTP service).
+    with contextlib.suppress(OSError):
+        os.nice(PREPARE_NICENESS)
 
 
 def prepare_body(body: bytes, services: Sequence[Sequence[str]]) -> Outcome:

@@ -27,6 +27,7 @@ from glasslog.access.enforce import AccessDenied
 from glasslog.access.keys import AuthError
 from glasslog.display import pointed
 from glasslog.errors import ConfigError, NotFoundError, QueryError, StoreError
+from glasslog.server.refusal import Problem
 from glasslog.server.writer import QueueFull, WriterStopped
 
 __all__ = ["PROBLEM", "Problem", "install", "problem_response"]
@@ -53,24 +54,6 @@ UNAUTHORIZED: Final = (
     "send Authorization: Bearer <API key or OIDC token> with a credential that is valid now"
 )
 """The one 401 text: it does not say which part of a credential was wrong."""
-
-
-class Problem(Exception):
-    """An error with its HTTP status and the words the client sees."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra or {}
 
 
 def problem_response(

@@ -21,8 +21,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -34,6 +35,8 @@ __all__ = ["QueueFull", "WriteQueue", "WriterStopped"]
 log = logging.getLogger("glasslog.server")
 
 TICK: Final = 0.2
+READS_FIRST: Final = 0.05
+"""Seconds the writer may wait for reads in progress before a transaction."""
 """Seconds between the writer's idle checks: checkpoint due, audit reads to flush."""
 
 
@@ -83,6 +86,8 @@ class WriteQueue:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._failure: BaseException | None = None
+        self._reads = 0
+        self._reads_done = threading.Condition()
         self.size = 0
         """The tree size after the last commit (or at start)."""
         self.last_signed = time.time()
@@ -116,6 +121,19 @@ class WriteQueue:
             self._pending += len(request.events)
             self._cond.notify()
         return request.future
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Mark a read (search, count, …) in progress: the writer lets it finish first."""
+        with self._reads_done:
+            self._reads += 1
+        try:
+            yield
+        finally:
+            with self._reads_done:
+                self._reads -= 1
+                if not self._reads:
+                    self._reads_done.notify_all()
 
     # -- life -------------------------------------------------------------------
 
@@ -168,6 +186,7 @@ class WriteQueue:
                 taken = self._take()
                 stopping = self._stopping
             if taken:
+                self._let_reads_finish()
                 self._write(sequencer, taken)
             if time.monotonic() >= next_tick or (stopping and not taken):
                 next_tick = time.monotonic() + TICK
@@ -176,6 +195,19 @@ class WriteQueue:
                 with self._cond:
                     if not self._queue:
                         return
+
+    def _let_reads_finish(self) -> None:
+        """Wait up to :data:`READS_FIRST` seconds for the reads in progress to end.
+
+        A transaction's Python work (sequencing, hashing, building rows) holds the
+        interpreter lock that the reads need; a search that runs beside it takes twice
+        as long or more. Reads are short and writes are batched: the requests that
+        arrive meanwhile join the next transaction, so the wait costs writers little
+        latency and reads gain much. Bounded, so that a steady stream of reads cannot
+        starve the writer.
+        """
+        with self._reads_done:
+            self._reads_done.wait_for(lambda: not self._reads, timeout=READS_FIRST)
 
     def _take(self) -> list[_Request]:
         """Requests for one transaction: all waiting, up to ``batch`` events (at least one)."""

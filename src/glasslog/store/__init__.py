@@ -51,8 +51,15 @@ def _refuse_other_urls(spec: str) -> None:
         )
 
 
-def open_store(spec: str | Path, *, create: bool = False, readonly: bool = False) -> Store:
-    """Open (or with ``create``, create) the store named by ``spec``."""
+def open_store(
+    spec: str | Path, *, create: bool = False, readonly: bool = False, cache_mib: int = 64
+) -> Store:
+    """Open (or with ``create``, create) the store named by ``spec``.
+
+    ``cache_mib``: the page cache of a SQLite writer's connection (PostgreSQL caches on
+    the server). ``glasslog ingest`` keeps the indexes hot in 64 MiB; a server, which
+    holds reader connections and request bodies beside its writer, spends less.
+    """
     if isinstance(spec, str) and not is_postgres(spec):
         _refuse_other_urls(spec)
     if not is_postgres(spec) and any(k in str(spec) for k in ("dbname=", "host=", "user=")):
@@ -66,7 +73,7 @@ def open_store(spec: str | Path, *, create: bool = False, readonly: bool = False
         from glasslog.store.postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore.open(str(spec), create=create)
-    return SQLiteStore.open(Path(spec), create=create, readonly=readonly)
+    return SQLiteStore.open(Path(spec), create=create, readonly=readonly, cache_mib=cache_mib)
 
 
 def searcher_for(store: Store, *, timeout: float) -> Search:

@@ -297,11 +297,14 @@ class SQLiteStore:
         return self._conn
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = False, readonly: bool = False) -> SQLiteStore:
+    def open(
+        cls, path: Path, *, create: bool = False, readonly: bool = False, cache_mib: int = 64
+    ) -> SQLiteStore:
         """Open (or with ``create``, create) the store file at ``path``.
 
         ``readonly`` connections are for verification and reads running beside a
-        writer; WAL lets them see a consistent snapshot without blocking it.
+        writer; WAL lets them see a consistent snapshot without blocking it. A writer's
+        connection caches ``cache_mib`` MiB of pages, so that index pages stay hot.
         """
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StoreError(
@@ -331,7 +334,7 @@ class SQLiteStore:
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index pages stay hot
+                conn.execute(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")  # KiB
                 # Copy WAL pages into the database once per ~100 MB, not after every
                 # commit: a page rewritten by consecutive batches is copied once.
                 conn.execute("PRAGMA wal_autocheckpoint = 25000")
