@@ -190,7 +190,8 @@ def test_a_spawned_worker_runs_neither_the_main_script_nor_the_web_framework() -
     try:
         pool = worker_pool(1, initializer=init_worker, initargs=(b"k" * 32, Settings()))
         with pool:
-            assert pool._mp_context.get_start_method() == "spawn"
+            context = pool._mp_context
+            assert context is not None and context.get_start_method() == "spawn"
             assert pool.submit(eval, _LOADED).result(timeout=60) == []
             assert pool.submit(eval, "'glasslog.server.prepare' in __import__('sys').modules"
                                ).result(timeout=60)  # fmt: skip
