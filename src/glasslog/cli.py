@@ -41,6 +41,7 @@ from glasslog.demo import run_demo
 from glasslog.display import duration, pointed, printable
 from glasslog.errors import GlasslogError, IntegrityError, QueryError
 from glasslog.identity import initialise
+from glasslog.importers import FORMATS, Importer, import_local, import_remote
 from glasslog.ingest.bulk import Interrupted, Tally, ingest_lines, input_size
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.commit import show_pointer
@@ -501,6 +502,71 @@ def ingest(
         out.write("]}\n")
         out.flush()
     if n_rejected:
+        sys.exit(2)
+
+
+@main.command("import")
+@data_option
+@store_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="What FILES hold: Kubernetes audit events, CloudTrail log files, or "
+                   "glasslog events (JSON lines).")  # fmt: skip
+@click.option("--service", default=None,
+              help="k8s-audit: the events' service (default: kubernetes), e.g. one per "
+                   "cluster.")  # fmt: skip
+@json_option
+@url_option
+@key_option
+def import_(
+    data: Path,
+    store: str | None,
+    files: tuple[Path, ...],
+    fmt: str,
+    service: str | None,
+    as_json: bool,  # accepted like every command's; the summary is JSON either way
+    url: str | None,
+    key: str | None,
+) -> None:
+    """Import audit logs from FILES (files or directories, gzip read as such).
+
+    k8s-audit: kube-apiserver audit logs, audit.k8s.io/v1 events as JSON lines; the
+    ResponseComplete and Panic stages are imported, the others skipped. cloudtrail: AWS
+    CloudTrail log files ({"Records": [...]}), or a directory tree as a trail delivers
+    it (*.json, *.json.gz). jsonl: glasslog events, as `glasslog ingest` reads them.
+    Directories are walked in sorted order. docs/import.md has the mappings.
+
+    An event's id derives from the record's own (auditID and stage, eventID), so
+    importing the same records again, under any file name, stores nothing twice.
+
+    JSON (with or without --json): {"accepted", "duplicates", "skipped", "rejected":
+    [{"file", "line" (or CloudTrail's "record", 0-based), "errors"}…]}. Exit 0 when
+    every record was stored, a duplicate or skipped, 2 when any was rejected (the others
+    are still stored). With --url and --key, the events go to that server as `glasslog
+    ingest --url` sends them. A progress bar is shown on a terminal.
+    """
+    if url is not None and key is None:
+        raise AuthError("--url needs --key (or GLASSLOG_KEY): a key whose role has ingest")
+    with Importer(fmt, files, service=service) as importer:
+        with ExitStack() as bar_stack:
+            if sys.stderr.isatty():
+                bar = bar_stack.enter_context(click.progressbar(
+                    length=max(importer.size, 1), label="importing", file=sys.stderr))  # fmt: skip
+                importer.progress = lambda i: bar.update(i.done - bar.pos)
+            try:
+                if url is not None:
+                    with Remote(url, key) as remote:
+                        summary = import_remote(importer, remote)
+                else:
+                    summary = import_local(
+                        importer, DataDir(data), store=store, workers=os.cpu_count() or 1,
+                        waiting=_IngestStatus(data, None).waiting,
+                    )  # fmt: skip
+            except Interrupted as stop:
+                click.echo(f"glasslog: {stop}", err=True)
+                sys.exit(130)
+        summary.write_json(sys.stdout)
+    if summary.rejected:
         sys.exit(2)
 
 
@@ -1175,6 +1241,17 @@ def policy_explain(data: Path, policy: Path | None, role: str, as_json: bool) ->
 @click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
               help="Processes that parse and prepare ingested events (0: in the server's "
               "own writer thread, less memory, slower ingest).")  # fmt: skip
+@click.option("--syslog", "syslog", multiple=True, metavar="URL",
+              help="Also receive syslog (RFC 5424, RFC 3164) on udp://HOST:PORT or "
+              "tcp://HOST:PORT; repeatable (docs/capture.md).")  # fmt: skip
+@click.option("--syslog-allow", "syslog_allow", multiple=True, metavar="CIDR",
+              help="A network syslog senders may send from; repeatable (default: loopback "
+              "only). Others are dropped unanswered.")  # fmt: skip
+@click.option("--syslog-map", "syslog_map", metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="TOML: the services syslog may write (services = [...]) and how keys "
+              "map to event fields ([fields]); default: every service, the keys of "
+              "docs/capture.md.")  # fmt: skip
 def serve(
     data: Path,
     store: str | None,
@@ -1188,6 +1265,9 @@ def serve(
     insecure_http: bool,
     rate: float,
     workers: int,
+    syslog: tuple[str, ...],
+    syslog_allow: tuple[str, ...],
+    syslog_map: Path | None,
 ) -> None:
     """Serve the HTTP API: ingest, role-scoped reads, proofs and a live tail.
 
@@ -1204,7 +1284,8 @@ def serve(
         metrics_host=metrics_host, metrics_port=metrics_port,
     )  # fmt: skip
     config = ServiceConfig(data=data, store=store, policy=policy, rate=rate,
-                           prepare_workers=workers)  # fmt: skip
+                           prepare_workers=workers, syslog=syslog, syslog_allow=syslog_allow,
+                           syslog_map=syslog_map)  # fmt: skip
     # Ctrl-C is a graceful stop: the server wrote, signed and closed before it returns.
     with suppress(KeyboardInterrupt):
         run.serve(config, binding)

@@ -25,6 +25,8 @@ from tests.server.conftest import Site, live
 
 SEED = 20261126
 PROBLEM = "application/problem+json"
+OTLP_JSON = "application/json"
+OTLP_PROTOBUF = "application/x-protobuf"
 
 
 @pytest.fixture(autouse=True)
@@ -72,11 +74,18 @@ schema = schemathesis.pytest.from_fixture("api").exclude(
 
 
 def errors_are_problem_details(ctx: CheckContext, response: Any, case: Case[Any]) -> None:
-    """Every error, documented or not (405, an unknown path), is problem+json, no traceback."""
+    """Every error, documented or not (405, an unknown path), is problem+json, no traceback;
+    but POST /v1/logs answers a google.rpc.Status, as the OTLP specification says."""
     del ctx
     if response.status_code < 400 or case.method.upper() == "HEAD":
         return
     types = [v for k, vs in response.headers.items() if k.lower() == "content-type" for v in vs]
+    if case.path == "/v1/logs" and case.method.upper() == "POST":
+        assert types and types[0] in (OTLP_JSON, OTLP_PROTOBUF), (
+            f"an OTLP error answered as {types}"
+        )
+        assert "Traceback" not in response.text
+        return
     assert types and types[0].startswith(PROBLEM), f"an error answered as {types}"
     body = response.json()
     assert body["status"] == response.status_code and body["title"], body

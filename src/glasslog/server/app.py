@@ -7,6 +7,10 @@ health, tree hashes and the public key only: ``/healthz``, ``/readyz``,
 ``/checkpoint``, ``/v1/vkey`` and ``/v1/proof/consistency``. Monitors and witnesses
 need those without an account.
 
+``POST /v1/logs`` (OTLP/HTTP, :mod:`glasslog.server.otlp`) writes through the same
+path as ``POST /v1/events``; as the OTLP specification asks, its errors are a
+``google.rpc.Status`` in the request's encoding rather than problem details.
+
 Responses are built with :func:`json.dumps`, not through response models: a page of
 events is free-form JSON and is already what the client should get. The OpenAPI
 document still describes every response (``responses=``), and the schemathesis tests
@@ -19,13 +23,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Final, Literal
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from glasslog import __version__
@@ -36,7 +41,7 @@ from glasslog.ingest.lines import scrub_messages
 from glasslog.ingest.pipeline import Prepared
 from glasslog.log import MAX_PAGE, MISSING
 from glasslog.query.language import MAX_SEQ
-from glasslog.server import problems
+from glasslog.server import otlp, problems
 from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.prepare import screen
@@ -222,6 +227,63 @@ def _timed(service: Service, operation: str) -> Iterator[None]:
         service.metrics.query_seconds.labels(operation).observe(time.perf_counter() - started)
 
 
+# -- ingest, shared by POST /v1/events and POST /v1/logs -------------------------------
+
+
+def _ingest_services(caller: Principal) -> list[tuple[str, ...]]:
+    """The service globs of the caller's roles that may ingest; 403 when none may."""
+    writers = [r for r in caller.roles if r.may("ingest")]
+    if not writers:
+        raise Problem(403, f"{caller.name} may not write events: no role of it has ingest")
+    return [r.services for r in writers]
+
+
+async def _ingest(
+    service: Service,
+    body: bytes,
+    services: list[tuple[str, ...]],
+    parse: Callable[[bytes], list[object]],
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """Parse ``body`` into events (``parse``), screen them against the writer's
+    ``services``, prepare and store them; answers once they are durable with
+    ``(accepted, duplicates, rejected)``, rejected as ``{"index", "errors"}``."""
+    outcome = await service.prepare(body, services, parse)
+    if outcome is None:  # no worker processes: parse here, prepare in the writer
+        events = await asyncio.to_thread(parse, body)  # off the event loop
+        outcome = ("ok", len(events), *screen(events, services))
+    if outcome[0] == "problem":
+        raise Problem(outcome[1], outcome[2])
+    _, _, refused, ready = outcome
+    rejected: list[dict[str, Any]] = [{"index": i, "errors": e} for i, e in refused]
+    positions = [index for index, _ in ready]
+    admitted: list[object] = [
+        Prepared._make(item) if isinstance(item, tuple) else item for _, item in ready
+    ]
+    accepted = duplicates = 0
+    if admitted:
+        try:
+            receipts = await asyncio.wrap_future(service.write(admitted))
+        except (QueueFull, WriterStopped):
+            raise
+        except Exception:
+            # The writer logged why. Nothing of this request is acknowledged: a retry
+            # with the same ids stores each event once.
+            raise Problem(
+                503, "the events could not be stored now; retry them (ids make it safe)",
+                headers={"Retry-After": "2"},
+            ) from None  # fmt: skip
+        for index, receipt in zip(positions, receipts, strict=True):
+            if receipt.ok:
+                duplicates += receipt.duplicate
+                accepted += not receipt.duplicate
+            else:
+                rejected.append({"index": index, "errors": scrub_messages(
+                    service.preparer.scrubber, list(receipt.problems)
+                )})  # fmt: skip
+    rejected.sort(key=lambda r: r["index"])
+    return accepted, duplicates, rejected
+
+
 # -- the application ---------------------------------------------------------------------
 
 
@@ -257,6 +319,7 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     app.state.service = service
     problems.install(app)
     _routes(app, service, metrics_public=metrics_public)
+    app.include_router(_otlp_routes(service))
     return app
 
 
@@ -276,45 +339,9 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
         }}},
     )  # fmt: skip
     async def post_events(request: Request, caller: Caller) -> Response:
-        writers = [r for r in caller.roles if r.may("ingest")]
-        if not writers:
-            raise Problem(403, f"{caller.name} may not write events: no role of it has ingest")
+        services = _ingest_services(caller)
         body = await read_body(request.stream(), encoding=request.headers.get("content-encoding"))
-        services = [r.services for r in writers]
-        outcome = await service.prepare(body, services)
-        if outcome is None:  # no worker processes: parse here, prepare in the writer
-            events = await asyncio.to_thread(events_of, body)  # off the event loop
-            outcome = ("ok", len(events), *screen(events, services))
-        if outcome[0] == "problem":
-            raise Problem(outcome[1], outcome[2])
-        _, _, refused, ready = outcome
-        rejected: list[dict[str, Any]] = [{"index": i, "errors": e} for i, e in refused]
-        positions = [index for index, _ in ready]
-        admitted: list[object] = [
-            Prepared._make(item) if isinstance(item, tuple) else item for _, item in ready
-        ]
-        accepted = duplicates = 0
-        if admitted:
-            try:
-                receipts = await asyncio.wrap_future(service.write(admitted))
-            except (QueueFull, WriterStopped):
-                raise
-            except Exception:
-                # The writer logged why. Nothing of this request is acknowledged: a retry
-                # with the same ids stores each event once.
-                raise Problem(
-                    503, "the events could not be stored now; retry them (ids make it safe)",
-                    headers={"Retry-After": "2"},
-                ) from None  # fmt: skip
-            for index, receipt in zip(positions, receipts, strict=True):
-                if receipt.ok:
-                    duplicates += receipt.duplicate
-                    accepted += not receipt.duplicate
-                else:
-                    rejected.append({"index": index, "errors": scrub_messages(
-                        service.preparer.scrubber, list(receipt.problems)
-                    )})  # fmt: skip
-        rejected.sort(key=lambda r: r["index"])
+        accepted, duplicates, rejected = await _ingest(service, body, services, events_of)
         return _json({"accepted": accepted, "duplicates": duplicates, "rejected": rejected})
 
     @app.get(
@@ -545,3 +572,99 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
         def metrics(caller: Caller) -> Response:
             del caller  # any principal; the figures hold no event's content
             return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+# -- OTLP/HTTP logs ----------------------------------------------------------------------
+
+OTLP_STATUS: Final = {"type": "object", "properties": {
+    "code": {"type": "integer"}, "message": {"type": "string"},
+}}  # fmt: skip
+OTLP_BINARY: Final = {"type": "string", "format": "binary"}
+
+
+def _otlp_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of /v1/logs: a google.rpc.Status in either encoding."""
+    return {
+        code: {
+            "content": {otlp.JSON: {"schema": OTLP_STATUS}, otlp.PROTOBUF: {"schema": OTLP_BINARY}},
+            "description": problems.TITLES.get(code, "Error"),
+        }
+        for code in codes
+    }
+
+
+class _OTLPRoute(APIRoute):
+    """A route answering errors as the OTLP specification says: a ``google.rpc.Status``
+    in the request's encoding. The status code, its words and headers (Retry-After,
+    WWW-Authenticate) are what the app's problem handlers chose, so the two routes
+    refuse alike; only the body's format differs."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # every error, authentication's included
+                problem = await _problem_of(request, exc)
+            json_encoded = otlp.media_type(request.headers.get("content-type")) == otlp.JSON
+            detail = json.loads(bytes(problem.body)).get("detail", "") if problem.body else ""
+            headers = {k: v for k, v in problem.headers.items()
+                       if k.lower() in ("retry-after", "www-authenticate")}  # fmt: skip
+            return Response(
+                otlp.status_body(problem.status_code, detail, json_encoded=json_encoded),
+                status_code=problem.status_code, headers=headers,
+                media_type=otlp.JSON if json_encoded else otlp.PROTOBUF,
+            )  # fmt: skip
+
+        return answer
+
+
+async def _problem_of(request: Request, exc: Exception) -> Response:
+    """The problem+json answer the app's handlers give ``exc``."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        if kind in handlers:
+            response: Response = await handlers[kind](request, exc)
+            return response
+    raise exc
+
+
+def _otlp_routes(service: Service) -> APIRouter:
+    router = APIRouter(route_class=_OTLPRoute)
+
+    @router.post(
+        "/v1/logs",
+        summary="Append OpenTelemetry log records (OTLP/HTTP)",
+        description="An ExportLogsServiceRequest as binary protobuf or OTLP/JSON, optionally "
+        "gzip-encoded, at most 5 MiB once inflated and 1,000 records; each record becomes "
+        "an event as docs/capture.md maps it. Answers, once the events are durable, an "
+        "ExportLogsServiceResponse in the request's encoding (partial_success names the "
+        "records refused); errors are a google.rpc.Status. Idempotent: a record's id "
+        "derives from its content.",
+        responses={
+            200: {"content": {otlp.JSON: {"schema": {"type": "object"}},
+                              otlp.PROTOBUF: {"schema": OTLP_BINARY}},
+                  "description": "ExportLogsServiceResponse"},
+            **_otlp_errors(400, 401, 403, 413, 415, 429, 500, 503),
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {
+            otlp.PROTOBUF: {"schema": OTLP_BINARY},
+            otlp.JSON: {"schema": {"type": "object"}},
+        }}},
+    )  # fmt: skip
+    async def post_logs(request: Request, caller: Caller) -> Response:
+        kind = otlp.media_type(request.headers.get("content-type"))
+        if kind not in (otlp.PROTOBUF, otlp.JSON):
+            raise Problem(415, f"Content-Type {kind or 'none'!r} is not OTLP/HTTP; send "
+                          f"{otlp.PROTOBUF} or {otlp.JSON}")  # fmt: skip
+        json_encoded = kind == otlp.JSON
+        services = _ingest_services(caller)
+        body = await read_body(request.stream(), encoding=request.headers.get("content-encoding"))
+        parse = otlp.events_from_json if json_encoded else otlp.events_from_protobuf
+        _, _, rejected = await _ingest(service, body, services, parse)
+        messages = [f"record {r['index']}: {'; '.join(r['errors'])}" for r in rejected[:10]]
+        return Response(otlp.export_response(len(rejected), messages, json_encoded=json_encoded),
+                        media_type=kind)  # fmt: skip
+
+    return router

@@ -82,6 +82,11 @@ class Metrics:
         self.tails = Gauge(
             "glasslog_tail_streams", "Open live-tail streams", registry=self.registry
         )
+        self.syslog_messages = Counter(
+            "glasslog_syslog_messages", "Syslog messages received, by what became of them "
+            "(stored, duplicate, malformed, refused, dropped, denied)", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
 
     def bind(self, service: Measured) -> None:
         """Read the state gauges from ``service`` when scraped."""
@@ -94,6 +99,9 @@ class Metrics:
     def batch_written(self, events: int, seconds: float) -> None:
         self.ingested.inc(events)
         self.batch_seconds.observe(seconds)
+
+    def syslog_message(self, outcome: str) -> None:
+        self.syslog_messages.labels(outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

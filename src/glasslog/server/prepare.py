@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from glasslog.access.scope import services_node
@@ -52,14 +52,21 @@ def init_worker(key: bytes, settings: Settings) -> None:
         os.nice(PREPARE_NICENESS)
 
 
-def prepare_body(body: bytes, services: Sequence[Sequence[str]]) -> Outcome:
+def prepare_body(
+    body: bytes,
+    services: Sequence[Sequence[str]],
+    parse: Callable[[bytes], list[object]] = events_of,
+) -> Outcome:
     """Parse a request body and prepare its events; ``services`` are the globs of the
-    writer's roles (an event of another service is rejected with the reason)."""
+    writer's roles (an event of another service is rejected with the reason).
+    ``parse`` (a module-level function: it crosses to the worker by name) turns the body
+    into raw events: ``events_of`` for ``POST /v1/events``, the OTLP decoders for
+    ``POST /v1/logs``."""
     preparer = _preparer
     if preparer is None:
         raise RuntimeError("prepare_body runs in a worker started with init_worker")
     try:
-        events = events_of(body)
+        events = parse(body)
     except Problem as problem:
         return ("problem", problem.status, problem.detail)
     rejected, admitted = screen(events, services)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ from glasslog.access.principals import identify
 from glasslog.datadir import DataDir
 from glasslog.ingest.pipeline import Preparer, Receipt, Sequencer, Settings
 from glasslog.log import Log
+from glasslog.server.body import events_of
 from glasslog.server.limits import RateLimiter
 from glasslog.server.metrics import Metrics
 from glasslog.server.prepare import Outcome, init_worker, prepare_body
+from glasslog.server.syslog import SyslogReceiver, load_mapping
 from glasslog.server.tail import TailHub
 from glasslog.server.writer import WriteQueue, WriterStopped
 from glasslog.store import open_store
@@ -73,6 +76,12 @@ class ServiceConfig:
     """Seconds between heartbeats of an idle live tail."""
     tail_stall: float = 30.0
     """Seconds a live-tail client may take to accept one event before it is dropped."""
+    syslog: tuple[str, ...] = ()
+    """Syslog listeners, as ``udp://HOST:PORT`` or ``tcp://HOST:PORT``."""
+    syslog_allow: tuple[str, ...] = ()
+    """Networks syslog senders may send from (none given: loopback only)."""
+    syslog_map: Path | None = None
+    """The syslog mapping file (services syslog may write, keys to fields)."""
 
 
 class Service:
@@ -117,12 +126,24 @@ class Service:
         self.hub = TailHub(self._tree_size, self._parsed_events)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self.syslog: SyslogReceiver | None = None
+        if config.syslog:  # checked now, so that a bad address is an error before serving
+            self.syslog = SyslogReceiver(
+                config.syslog, allow=config.syslog_allow, mapping=load_mapping(config.syslog_map),
+                submit=self.write, count=self.metrics.syslog_message,
+            )  # fmt: skip
 
     # -- life ---------------------------------------------------------------------
 
     def start(self) -> None:
         self.writer.start()
         self.metrics.bind(self)
+        if self.syslog is not None:
+            try:
+                self.syslog.start()
+            except Exception:
+                self.writer.stop()
+                raise
         if self.config.prepare_workers > 0:
             self._pool = self._new_pool()
 
@@ -135,8 +156,14 @@ class Service:
             initargs=(self.datadir.fingerprint_key(), self._settings),
         )
 
-    async def prepare(self, body: bytes, services: list[tuple[str, ...]]) -> Outcome | None:
-        """A request body parsed and prepared in a worker process; None without workers.
+    async def prepare(
+        self,
+        body: bytes,
+        services: list[tuple[str, ...]],
+        parse: Callable[[bytes], list[object]] = events_of,
+    ) -> Outcome | None:
+        """A request body parsed (by ``parse``) and prepared in a worker process; None
+        without workers.
 
         A pool whose worker died (the OOM killer) is replaced once, and the body
         prepared again: nothing of it was written yet.
@@ -145,7 +172,7 @@ class Service:
         if pool is None:
             return None
         try:
-            return await asyncio.wrap_future(pool.submit(prepare_body, body, services))
+            return await asyncio.wrap_future(pool.submit(prepare_body, body, services, parse))
         except BrokenProcessPool:
             log.error("a worker preparing events died; starting new ones")
             with self._pool_lock:
@@ -155,10 +182,12 @@ class Service:
                 fresh = self._pool
         if fresh is None:
             raise WriterStopped("the server is stopping; try another node")
-        return await asyncio.wrap_future(fresh.submit(prepare_body, body, services))
+        return await asyncio.wrap_future(fresh.submit(prepare_body, body, services, parse))
 
     def stop(self) -> None:
         """Record the reads not yet recorded, write what is queued, sign, close."""
+        if self.syslog is not None:
+            self.syslog.stop()  # first: what the listeners handed on is then written
         try:
             self.auditor.flush()
         except Exception:
