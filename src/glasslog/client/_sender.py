@@ -41,6 +41,7 @@ __all__ = ["Sender"]
 logger = logging.getLogger("glasslog.client")
 
 MAX_BODY: Final = 4 * 1024 * 1024
+MAX_EVENTS: Final = 1_000
 """Bytes of events per request, under the server's 5 MiB limit."""
 GZIP_ABOVE: Final = 16 * 1024
 """Bodies at least this long are gzipped; below it, compressing costs more than it saves."""
@@ -110,7 +111,7 @@ class Sender(threading.Thread):
                     if count >= self.batch_size or self._urgent or self._stopping or now >= due:
                         break
                     pending.changed.wait(due - now)
-            batch = pending.head(self.batch_size, MAX_BODY)
+            batch = pending.head(MAX_EVENTS, MAX_BODY)
             if not batch:
                 continue  # dropped (on_full="drop_oldest") since the check above
             try:

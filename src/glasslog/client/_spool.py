@@ -34,6 +34,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Final, Literal
 
@@ -57,6 +58,9 @@ class Record:
     payload: bytes
     segment: int = -1
     end: int = 0
+    upto: int = 0
+    """Bytes of every record queued so far, this one included: the bytes of a run of
+    records is a difference of two of these, not a loop under the queue's lock."""
 
     @property
     def size(self) -> int:
@@ -95,6 +99,7 @@ class Pending:
         """Seqs whose fate a fail-closed caller waits for: None until answered, then
         whether the server stored it (False: rejected or dropped)."""
         self._warned = 0.0
+        self._queued = 0
         self._disk = _Segments(spool, max_bytes) if spool is not None else None
         if self._disk is not None:
             for payload in self._disk.replay():
@@ -104,6 +109,7 @@ class Pending:
                 self._disk.place(record)
                 self.records.append(record)
                 self.bytes += record.size
+                record.upto = self._queued = self._queued + record.size
             self.done_seq = self.next_seq - len(self.records) - 1
 
     def append(self, payload: bytes, *, watch: bool = False) -> int:
@@ -130,6 +136,7 @@ class Pending:
         self.next_seq = seq + 1
         self.records.append(record)
         self.bytes += record.size
+        record.upto = self._queued = self._queued + record.size
         if watch:
             self.watched[seq] = None
         count = len(self.records)
@@ -168,31 +175,41 @@ class Pending:
                            "%d so far", where, self.max_bytes, self.dropped)  # fmt: skip
 
     def head(self, count: int, max_bytes: int) -> list[Record]:
-        """The oldest ``count`` records (fewer if they pass ``max_bytes``; at least one)."""
+        """The oldest ``count`` records (fewer if they pass ``max_bytes``; at least one).
+
+        Only the copy happens under the queue's lock, at C speed: every ``log()`` needs
+        that lock, and a Python loop over a thousand records would make callers wait.
+        """
         with self.lock:
-            batch: list[Record] = []
-            total = 0
-            for record in self.records:
-                if batch and (len(batch) >= count or total + record.size > max_bytes):
-                    break
-                batch.append(record)
-                total += record.size
-            return batch
+            batch = list(islice(self.records, count))
+        if batch and batch[-1].upto - batch[0].upto + batch[0].size > max_bytes:
+            first = batch[0].upto - batch[0].size
+            fits = [r for r in batch if r.upto - first <= max_bytes]
+            return fits or batch[:1]
+        return batch
 
     def answered(self, last_seq: int, refused: frozenset[int] = frozenset()) -> None:
         """The server answered every record up to ``last_seq`` (and stored all but the
         seqs in ``refused``): forget them."""
         with self.lock:
             records = self.records
-            watched = self.watched
-            record = None
-            while records and records[0].seq <= last_seq:
-                record = records.popleft()
-                self.bytes -= record.size
-                if watched and record.seq in watched:
-                    watched[record.seq] = record.seq not in refused
+            taken = min(len(records), last_seq - records[0].seq + 1) if records else 0
+            if taken > 0:
+                first, last = records[0], records[taken - 1]
+                self.bytes -= last.upto - first.upto + first.size
+                if self.watched:
+                    for seq in range(first.seq, last.seq + 1):
+                        if seq in self.watched:
+                            self.watched[seq] = seq not in refused
+                if taken == len(records):
+                    records.clear()
+                elif taken <= 64:
+                    for _ in range(taken):
+                        records.popleft()
+                else:
+                    self.records = deque(islice(records, taken, None))
+                self._forget(last)
             self.done_seq = max(self.done_seq, last_seq)
-            self._forget(record)
             self.changed.notify_all()
 
     def _forget(self, last: Record | None) -> None:
