@@ -41,7 +41,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,33 +55,17 @@ from typing import Any
 # that httpx imports: move this directory to the end of sys.path (as bench/http.py does).
 sys.path.sort(key=lambda p: Path(p or ".").resolve() == Path(__file__).resolve().parent)
 
-import httpx
 
 import glasslog.client
+from otlp import server, setup
 
 HERE = Path(__file__).resolve().parent
-POLICY = """
-[roles.writer]
-permissions = ["ingest"]
-services = ["*"]
-actions = ["*"]
-"""
+
+
 Row = tuple[str, str, str, str, str, bool]
 
 
-# -- the server (as bench/http.py starts it) ----------------------------------------------
-
-
-def _glasslog() -> list[str]:
-    script = Path(sys.executable).with_name("glasslog")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "glasslog"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# -- the server (bench/otlp.py's, as bench/http.py starts it) --------------------------------
 
 
 @contextlib.contextmanager
@@ -95,37 +78,13 @@ def serving(data: Path) -> Iterator[tuple[str, str]]:
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         data = Path(tempfile.mkdtemp(prefix="glasslog-bench-client-", dir=shm)) / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    subprocess.run([*_glasslog(), "init", "--data", str(data)], check=True, capture_output=True)
-    with (data / "policy.toml").open("a", encoding="utf-8") as policy:
-        policy.write(POLICY)
-    made = subprocess.run(
-        [*_glasslog(), "keys", "create", "--role", "writer", "--json", "--data", str(data)],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
-    key = json.loads(made)["key"]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with (data.parent / "serve.log").open("wb") as log:
-        server = subprocess.Popen(
-            [*_glasslog(), "serve", "--data", str(data), "--port", str(port), "--rate", "1000000"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"glasslog serve did not get ready; see {log.name}")
-                time.sleep(0.1)
+    key = setup(data)  # bench/otlp.py's: the same writer role
+    try:
+        with server(data, data.parent / "serve.log") as url:
             yield url, key
-        finally:
-            server.terminate()
-            server.wait(timeout=120)
-            if data.parent.parent == shm:
-                shutil.rmtree(data.parent, ignore_errors=True)
+    finally:
+        if data.parent.parent == shm:
+            shutil.rmtree(data.parent, ignore_errors=True)
 
 
 # -- 1. log() -------------------------------------------------------------------------------
