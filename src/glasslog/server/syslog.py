@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import select
 import socket
 import threading
 import tomllib
@@ -661,18 +660,19 @@ class SyslogReceiver:
 
     def _connection(self, conn: socket.socket, host: str) -> None:
         framer = Framer()
+        # A timeout rather than select(): select() cannot watch a descriptor numbered
+        # 1024 or more, which a busy server (many live tails) reaches.
+        conn.settimeout(0.2)  # how often a quiet connection looks at _stopping
         try:
             while True:
                 if self._stopping.is_set():
                     conn.setblocking(False)  # read what has arrived, then end
-                else:
-                    readable, _, _ = select.select([conn], [], [], 0.2)
-                    if not readable:
-                        continue
                 try:
                     data = conn.recv(65536)
                 except BlockingIOError:
                     data = b""
+                except TimeoutError:
+                    continue
                 frames, dropped = framer.feed(data) if data else framer.close()
                 for frame in frames:
                     self.handle(frame, host)
