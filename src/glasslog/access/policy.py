@@ -75,7 +75,8 @@ _ROLE_KEYS: Final = (
     "mask",
     "hide",
 )
-_OIDC_KEYS: Final = ("issuer", "audience", "jwks", "roles_claim", "roles")
+_OIDC_BROWSER_KEYS: Final = ("client_id", "authorization_endpoint", "token_endpoint", "scope")
+_OIDC_KEYS: Final = ("issuer", "audience", "jwks", "roles_claim", "roles", *_OIDC_BROWSER_KEYS)
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _NAME_GLOB = re.compile(r"[A-Za-z0-9*][A-Za-z0-9_.:/@+*-]*")
 _ACTION_GLOB = re.compile(r"[a-z0-9*][a-z0-9_.*-]*")
@@ -134,6 +135,12 @@ class OIDCConfig:
     roles_claim: str
     roles: dict[str, str] = field(default_factory=dict)
     """Claim value → role name."""
+    client_id: str | None = None
+    """The web UI's public client at the issuer: set, browser sign-in is offered."""
+    authorization_endpoint: str | None = None
+    """Given, or None to read it from the issuer's discovery document."""
+    token_endpoint: str | None = None
+    scope: str = "openid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +360,22 @@ class _Reader:
                     )
                 else:
                     claims[claim] = role
+        browser: dict[str, str] = {}
+        for key in _OIDC_BROWSER_KEYS:
+            if key not in data:
+                continue
+            value = data[key]
+            if not isinstance(value, str) or not value:
+                self.problem((*path, key), "expected a non-empty string")
+            elif key.endswith("_endpoint") and not value.startswith("https://"):
+                self.problem((*path, key), "an OIDC endpoint is an https:// URL")
+            else:
+                browser[key] = value
+        if "client_id" not in data and any(key in data for key in _OIDC_BROWSER_KEYS):
+            self.problem(
+                (*path, "client_id"),
+                "is required for browser sign-in, which the endpoints and scope configure",
+            )
         if len(values) < 4:
             return None
         return OIDCConfig(
@@ -361,6 +384,10 @@ class _Reader:
             jwks=values["jwks"],
             roles_claim=values["roles_claim"],
             roles=claims,
+            client_id=browser.get("client_id"),
+            authorization_endpoint=browser.get("authorization_endpoint"),
+            token_endpoint=browser.get("token_endpoint"),
+            scope=browser.get("scope", "openid"),
         )
 
 
@@ -552,6 +579,7 @@ actions      = ["*"]
 # audience     = "glasslog"
 # jwks         = "https://idp.example.com/.well-known/jwks.json"   # or a file path
 # roles_claim  = "groups"
+# client_id    = "glasslog-ui"   # optional: offers browser sign-in in the web UI (docs/ui.md)
 # [oidc.roles]
 # "payments-team" = "payments-dev"
 """

@@ -6,6 +6,8 @@ writer, and returns JSON. Only five routes answer without a principal, and they 
 health, tree hashes and the public key only: ``/healthz``, ``/readyz``,
 ``/checkpoint``, ``/v1/vkey`` and ``/v1/proof/consistency``. Monitors and witnesses
 need those without an account.
+The web UI's files (``/``, ``/ui/…``) and ``/v1/auth/config``, which say how to sign
+in to it, are public too and hold no data (:mod:`glasslog.server.ui`).
 
 ``POST /v1/logs`` (OTLP/HTTP, :mod:`glasslog.server.otlp`) writes through the same
 path as ``POST /v1/events``; as the OTLP specification asks, its errors are a
@@ -41,7 +43,7 @@ from glasslog.ingest.lines import scrub_messages
 from glasslog.ingest.pipeline import Prepared
 from glasslog.log import MAX_PAGE, MISSING
 from glasslog.query.language import MAX_SEQ
-from glasslog.server import otlp, problems
+from glasslog.server import otlp, problems, ui
 from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.prepare import screen
@@ -320,6 +322,7 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     problems.install(app)
     _routes(app, service, metrics_public=metrics_public)
     app.include_router(_otlp_routes(service))
+    ui.install(app, service)
     return app
 
 

@@ -187,7 +187,8 @@ def _banner(
     for role in ROLES:
         echo(f"  {role:13} {keys[role]}\n  {'':13} {notes[role]}")
     names = {role: role.upper().replace("-", "_") for role in ROLES}
-    echo("\nTry, in another terminal:")
+    echo(f"\nOpen {url}/ in a browser and sign in with one of these keys (the web UI).")
+    echo("\nOr try, in another terminal:")
     echo(f"  export GLASSLOG_URL={url}")
     for role in ROLES:
         echo(f"  export {names[role]}={keys[role]}")
