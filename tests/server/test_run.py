@@ -32,7 +32,8 @@ from tests.processes import left_behind, start, still_running
 from tests.server.conftest import POLICY, Site, free_port, make_site
 
 PUBLIC = {"/healthz", "/readyz", "/checkpoint", "/v1/vkey", "/v1/proof/consistency",
-          "/openapi.json", "/", "/ui/{name:path}", "/v1/auth/config"}  # fmt: skip
+          "/openapi.json", "/", "/ui/{name:path}", "/v1/auth/config",
+          "/tile/{level}/{rest:path}"}  # fmt: skip
 
 
 def _walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:

@@ -4,8 +4,9 @@ Thin, as the CLI is: each route authenticates the caller, hands the request to t
 library's one enforcement point (:class:`~glasslog.access.enforce.Reader`) or to the
 writer, and returns JSON. Only five routes answer without a principal, and they show
 health, tree hashes and the public key only: ``/healthz``, ``/readyz``,
-``/checkpoint``, ``/v1/vkey`` and ``/v1/proof/consistency``. Monitors and witnesses
-need those without an account.
+``/checkpoint``, ``/v1/vkey`` and ``/v1/proof/consistency``, and the tlog-tiles hash
+tiles ``/tile/<L>/<N>`` (:mod:`glasslog.server.tiles`). Monitors and witnesses need
+those without an account.
 The web UI's files (``/``, ``/ui/…``) and ``/v1/auth/config``, which say how to sign
 in to it, are public too and hold no data (:mod:`glasslog.server.ui`).
 
@@ -43,7 +44,7 @@ from glasslog.ingest.lines import scrub_messages
 from glasslog.ingest.pipeline import Prepared
 from glasslog.log import MAX_PAGE, MISSING
 from glasslog.query.language import MAX_SEQ
-from glasslog.server import otlp, problems, ui
+from glasslog.server import otlp, problems, tiles, ui
 from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.prepare import screen
@@ -322,6 +323,7 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     problems.install(app)
     _routes(app, service, metrics_public=metrics_public)
     app.include_router(_otlp_routes(service))
+    app.include_router(tiles.router(service, principal))
     ui.install(app, service)
     return app
 
@@ -531,7 +533,9 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
                    **_errors(404, 503)},
     )  # fmt: skip
     def checkpoint() -> Response:
-        return _text(service.log().latest_checkpoint().note)
+        answer = _text(service.log().latest_checkpoint().note)
+        answer.headers["Cache-Control"] = "no-cache"  # tlog-tiles: it changes; revalidate
+        return answer
 
     @app.get(
         "/v1/vkey",
