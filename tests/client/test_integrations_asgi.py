@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -24,7 +22,7 @@ from glasslog.client import AsyncClient, Client, current_context
 from glasslog.client.asgi import AuditMiddleware
 from glasslog.log import Log
 from glasslog.testing import InMemoryClient, capture_events
-from tests.server.conftest import Site, free_port, live
+from tests.server.conftest import Site, free_port, live, running
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -89,20 +87,9 @@ def make_app(client: Client | InMemoryClient, **options: Any) -> tuple[FastAPI, 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """``app`` on a real uvicorn server on a free loopback port, in a thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the app's server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    with running(uvicorn.Server(config)) as url:
+        yield url
 
 
 def stored(site: Site, request_id: str) -> dict[str, dict[str, Any]]:

@@ -136,6 +136,13 @@ def live(site: Site, **changes: Any) -> Iterator[str]:
                        timeout_graceful_shutdown=5),
         service,
     )  # fmt: skip
+    with running(server) as url:
+        yield url
+
+
+@contextmanager
+def running(server: uvicorn.Server) -> Iterator[str]:
+    """``server`` run in a thread until the block ends; its URL once it accepts."""
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -144,7 +151,7 @@ def live(site: Site, **changes: Any) -> Iterator[str]:
             raise AssertionError("the server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{server.config.host}:{server.config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
