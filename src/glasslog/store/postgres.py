@@ -381,12 +381,23 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
     for table in _KEY_TABLES
 )
 
+# Migration 6: the lifecycle of events past the ledger's append: retention (pruned
+# payloads, legal holds) and erasure of a data subject's personal fields
+# (docs/lifecycle.md). Each part is written where its feature lives below.
+_RETENTION = """
+SELECT 1;  -- retention and holds: tables, triggers and owner functions
+"""
+_ERASURE = """
+SELECT 1;  -- erasure: tables, triggers and owner functions
+"""
+
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _SCHEMA_V1),
     (2, _COLLATE_C),
     (3, _FRESH_VISIBILITY),
     (4, _GUARDED_COUNTERS),
     (5, _API_KEYS),
+    (6, _RETENTION + _ERASURE),
 )
 """``(version, SQL)`` in order; ``create`` applies those above the stored version."""
 

@@ -41,12 +41,21 @@ from glasslog.store.base import (
     unsupported_version,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: the first schema. 2: ``fields.value`` without type affinity (see ``_migrate_to_2``).
 3: every table guarded by triggers, and no event row outside the tree (``_GUARDS``).
 4: full text derived in canonical key order, so that ``verify`` and the search recheck
 derive the same words from the body (see ``_migrate_to_4``).
-5: API keys (their hashes), break-glass grants, and their revocations, append-only."""
+5: API keys (their hashes), break-glass grants, and their revocations, append-only.
+6: the lifecycle: retention (pruned payloads, legal holds) and erasure
+(``_RETENTION``, ``_ERASURE``; docs/lifecycle.md)."""
+
+_RETENTION = """
+-- Retention and legal holds (docs/lifecycle.md).
+"""
+_ERASURE = """
+-- Erasure of a data subject's personal fields (docs/lifecycle.md).
+"""
 
 _APPEND_ONLY = (
     "events",
@@ -218,6 +227,8 @@ CREATE TABLE IF NOT EXISTS grant_revocations (
     time INTEGER NOT NULL
 );
 """.replace("%(fields)s", _FIELDS).replace("%(fts)s", _FTS)
+    + _RETENTION
+    + _ERASURE
     + "".join(_append_only(table) for table in _APPEND_ONLY)
     + _GUARDS
 )
@@ -373,7 +384,7 @@ class SQLiteStore:
             self._migrate_to_2()
         if found is not None and found < 4:
             self._migrate_to_4()
-        # Versions 3 and 5 only added triggers and tables, which the script above created.
+        # Versions 3, 5 and 6 only added triggers and tables, which the script above created.
         if found is not None and found < SCHEMA_VERSION:
             with self._transaction():
                 self._conn.execute(
