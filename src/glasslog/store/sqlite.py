@@ -342,6 +342,12 @@ class SQLiteStore:
             # (which names its seq), not fail the whole read with a decode error.
             conn.text_factory = _decode_text
             conn.execute("PRAGMA busy_timeout = 30000")
+            if create and path.stat().st_size == 0:
+                # Retention deletes payloads, and only a database made with auto_vacuum
+                # gives freed pages back to the file system (``PRAGMA incremental_vacuum``)
+                # without rewriting the whole file. It must be set before WAL mode and
+                # before the first table.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
