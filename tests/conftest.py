@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from glasslog.testing import TemporaryLog, temporary_log
 
@@ -105,3 +107,34 @@ def backend_log(backend: str, **options: Any) -> Iterator[TemporaryLog]:
         return
     with scratch_database() as url, temporary_log(store=url, **options) as log:
         yield log
+
+
+# The browser tests (tests/ui, and tests elsewhere that check evidence in verify.js)
+# share one Chromium: two sync Playwright instances cannot live in one process.
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the whole session."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail(
+            "Chromium is not installed: run scripts/test, which installs Debian's chromium "
+            "package, or `apt-get install chromium`. (Playwright's own download is not used.)"
+        )
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True, args=args)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh context (no storage, no cookies) and page; failing waits give up after 10 s."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

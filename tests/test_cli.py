@@ -643,7 +643,8 @@ def test_every_command_that_prints_a_result_takes_json() -> None:
         names = {o for p in command.params for o in p.opts}  # type: ignore[attr-defined]
         if "--json" not in names:
             lacking.append(" ".join(words))
-    assert lacking == ["demo", "serve"]  # they print for people, then run until stopped
+    # They print for people, then run until stopped.
+    assert lacking == ["demo", "serve", "witness serve"]
 
 
 def test_json_output_of_every_command(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -39,16 +39,17 @@ from glasslog.config import CONFIG_NAME
 from glasslog.datadir import DEFAULT_DATA, DataDir
 from glasslog.demo import run_demo
 from glasslog.display import duration, pointed, printable
-from glasslog.errors import GlasslogError, IntegrityError, QueryError
+from glasslog.errors import GlasslogError, IntegrityError, NoteError, QueryError
 from glasslog.identity import initialise
 from glasslog.importers import FORMATS, Importer, import_local, import_remote
 from glasslog.ingest.bulk import Interrupted, Tally, ingest_lines, input_size
 from glasslog.ingest.pipeline import Settings
 from glasslog.ledger.commit import show_pointer
-from glasslog.ledger.note import Verifier, verify_checkpoint
+from glasslog.ledger.note import Verifier
 from glasslog.log import DEFAULT_TIMEOUT, MAX_PAGE, MISSING, Log
 from glasslog.query.language import MAX_SEQ
 from glasslog.remote import Remote, send_lines
+from glasslog.signing import trusted_keys
 from glasslog.store import open_store
 from glasslog.store.base import ApiKey
 from glasslog.verify import KnownCheckpoint, verify_store
@@ -68,7 +69,17 @@ def _inherited(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value if given is None else given
 
 
-data_option = click.option(
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Option(Protocol):
+    """What a shared option is: a typed decorator. Declared, so that the cli_* modules,
+    which import these options from a module that imports them back, see their type."""
+
+    def __call__(self, function: _F, /) -> _F: ...
+
+
+data_option: _Option = click.option(
     "--data",
     "data",
     type=click.Path(path_type=Path, file_okay=False),
@@ -80,7 +91,7 @@ data_option = click.option(
 )
 
 
-store_option = click.option(
+store_option: _Option = click.option(
     "--store",
     "store",
     envvar="GLASSLOG_STORE",
@@ -90,9 +101,11 @@ store_option = click.option(
     "(env: GLASSLOG_STORE; default: DIR/glasslog.db).",
 )
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+json_option: _Option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of text."
+)
 
-policy_option = click.option(
+policy_option: _Option = click.option(
     "--policy",
     "policy",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -102,7 +115,7 @@ policy_option = click.option(
 )
 
 
-key_option = click.option(
+key_option: _Option = click.option(
     "--key",
     "key",
     envvar="GLASSLOG_KEY",
@@ -133,7 +146,7 @@ def _reading(
         auditor.flush()
 
 
-url_option = click.option(
+url_option: _Option = click.option(
     "--url",
     "url",
     envvar="GLASSLOG_URL",
@@ -606,18 +619,38 @@ def get(
 
 @main.command("verify-event")
 @data_option
+@store_option
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--vkey", "vkey_text", help="Verifier key to trust (default: the data directory's).")
+@click.option(
+    "--vkeys",
+    "vkeys_file",
+    type=click.File("r", encoding="utf-8"),
+    help="The log's key history (GET /v1/vkeys, `key history --json`); default: the store's.",
+)
 @json_option
-def verify_event(data: Path, file: IO[str], vkey_text: str | None, as_json: bool) -> None:
+def verify_event(
+    data: Path,
+    store: str | None,
+    file: IO[str],
+    vkey_text: str | None,
+    vkeys_file: IO[str] | None,
+    as_json: bool,
+) -> None:
     """Check the evidence in FILE ('-': stdin) offline, as printed by `get KEY --proof`.
 
     Rebuilds the event's leaf (committing the fields given with salts, putting hidden
     ones back as commitments), checks its inclusion proof against the checkpoint and
-    the checkpoint's signature. JSON: {"verified": true, "seq", "tree_size", "origin"},
-    or {"verified": false, "error"} (exit 1).
+    the checkpoint's signature, by the key whose era covers its size in the log's key
+    history (the store's, or --vkeys FILE; --vkey must be in it): evidence signed
+    before a key rotation still verifies. JSON: {"verified": true, "seq", "tree_size",
+    "origin"}, or {"verified": false, "error"} (exit 1).
     """
-    verifier = Verifier.from_vkey(vkey_text) if vkey_text else DataDir(data).verifier()
+    history = None if vkeys_file is None else vkeys_file.read()
+    try:  # the checkpoint is checked with the key whose era covers it (key rotation)
+        verifier = trusted_keys(DataDir(data), vkey=vkey_text, history_text=history, store=store)
+    except NoteError as exc:
+        _fail(f"verification failed: {exc}")
     try:
         evidence = json.loads(file.read())
         verified = verify_evidence(evidence, verifier)
@@ -654,7 +687,7 @@ def checkpoint(data: Path, store: str | None, url: str | None, as_json: bool) ->
             if not as_json:
                 click.echo(note, nl=False)
                 return
-            cp = verify_checkpoint(note, verifier=Verifier.from_vkey(remote.vkey()))
+            cp = remote.vkeys().trusting(remote.vkey()).verify_checkpoint(note)
         root = base64.b64encode(cp.root).decode("ascii")
         _emit({"origin": cp.origin, "size": cp.size, "root": root, "note": note}, compact=True)
         return
@@ -758,6 +791,7 @@ def proof_consistency(
 @main.command()
 @data_option
 @store_option
+@click.argument("bundle", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--vkey", "vkey_text", help="Verifier key to trust (default: the data directory's).")
 @click.option(
     "--workers",
@@ -778,6 +812,7 @@ def proof_consistency(
 def verify(
     data: Path,
     store: str | None,
+    bundle: Path | None,
     vkey_text: str | None,
     workers: int,
     notes: tuple[IO[str], ...],
@@ -792,7 +827,14 @@ def verify(
     JSON: {"intact": true, "events", "checkpoints", "covered", "pending", "seconds"}; when
     tampering is found, {"intact": false, "error", "seq": the first bad seq or null}
     (and the error on stderr, exit 1).
+
+    With BUNDLE (written by `glasslog export`), checks that bundle offline instead,
+    against --vkey (docs/verify.md); without --vkey, against the bundle's own keys,
+    which proves it consistent, not who made it.
     """
+    if bundle is not None:
+        verify_bundle_file(bundle, vkey_text, as_json, workers=workers)
+        return
     datadir = DataDir(data)
     datadir.require()
     verifier = Verifier.from_vkey(vkey_text) if vkey_text else datadir.verifier()
@@ -1678,3 +1720,22 @@ def tail(
 
 
 _MICROSECOND = timedelta(microseconds=1)
+
+from glasslog.cli_monitor import monitor, witness  # noqa: E402 - imports cli's options
+
+main.add_command(monitor)
+main.add_command(witness)
+
+from glasslog.cli_retention import hold, retention  # noqa: E402 - imports cli's options
+
+main.add_command(retention)
+main.add_command(hold)
+from glasslog.cli_export import export, verify_bundle_file  # noqa: E402 - imports cli's options
+
+main.add_command(export)
+from glasslog.cli_erase import erase  # noqa: E402 - imports cli's options
+
+main.add_command(erase)
+from glasslog.cli_signing import key  # noqa: E402 - imports cli's options
+
+main.add_command(key)

@@ -6,6 +6,8 @@ Layout (``--data DIR``, ``GLASSLOG_DATA``, default ``./glasslog-data``)::
     signing.key        Ed25519 signing key, C2SP note format     (0600, secret)
     fingerprint.key    HMAC key for secret fingerprints          (0600, secret)
     log.vkey           the verifier key, safe to publish          (0600)
+    signing.key.next   a new key while ``glasslog key rotate`` runs (0600, secret)
+    retired/           keys retired by rotations, signing-<key id>.key (0700 / 0600)
     writer.lock        held by the one process sequencing events
     checkpoint.json    the newest checkpoint signed here, kept outside the database (0600)
     glasslog.toml      optional settings (docs/secrets.md: [scrub]); no secrets
@@ -27,7 +29,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ VKEY = "log.vkey"
 LOCK = "writer.lock"
 CHECKPOINT = "checkpoint.json"
 POLICY = "policy.toml"
+STAGED_KEY = "signing.key.next"
+RETIRED = "retired"
 
 
 def default_origin() -> str:
@@ -205,13 +209,71 @@ class DataDir:
         return signer, created
 
     def signer(self) -> Signer:
-        text = _read_secret(self.path / SIGNING_KEY)
+        return self._load_signer(self.path / SIGNING_KEY)
+
+    def _load_signer(self, path: Path) -> Signer:
+        text = _read_secret(path)
         try:
             return Signer.from_skey(text)
         except Exception as exc:  # never echo the key text
-            raise ConfigError(
-                f"{self.path / SIGNING_KEY} does not hold a valid signing key"
-            ) from exc
+            raise ConfigError(f"{path} does not hold a valid signing key") from exc
+
+    # -- key rotation (docs/ledger.md "Key rotation") -----------------------------------
+
+    def stage_key(self, signer: Signer) -> None:
+        """Keep ``signer`` as ``signing.key.next`` (0600) before a rotation is recorded.
+
+        A rotation is recorded in the store first and switched here after; staging the
+        key first means a crash in between never loses the key the store now names
+        (:meth:`switch_key` finishes the job, see ``glasslog.identity.finish_rotation``).
+        """
+        path = self.path / STAGED_KEY
+        path.unlink(missing_ok=True)  # a rotation that failed before recording anything
+        _write_secret(path, signer.skey + "\n")
+
+    def staged_signer(self) -> Signer | None:
+        """The key staged by an unfinished rotation, or None."""
+        path = self.path / STAGED_KEY
+        if not path.exists():
+            return None
+        return self._load_signer(path)
+
+    def discard_staged_key(self) -> None:
+        """Forget a staged key whose rotation was refused before the store recorded it."""
+        (self.path / STAGED_KEY).unlink(missing_ok=True)
+
+    @property
+    def retired_dir(self) -> Path:
+        return self.path / RETIRED
+
+    def switch_key(self) -> Path:
+        """Make the staged key the signing key; return where the old one was archived.
+
+        The old key is kept, readable by its owner only, as ``retired/signing-<key
+        id>.key``: checkpoints it signed stay verifiable without it, but an operator
+        may need it to prove a past signature or to revoke it knowingly. Each step
+        is atomic (a crash leaves the old or the new file, never half of one), and the
+        staged file goes last, so running it again after a crash completes the switch.
+        """
+        staged = self.staged_signer()
+        if staged is None:
+            raise ConfigError(f"no key is staged in {self.path}; nothing to switch to")
+        old = self.signer()
+        private_directory(self.retired_dir)
+        archived = self.retired_dir / f"signing-{old.key_id.hex()}.key"
+        if old.vkey != staged.vkey:
+            with suppress(FileExistsError):  # archived by an earlier, interrupted run
+                _write_secret(archived, old.skey + "\n")
+            _write_atomically(self.path / SIGNING_KEY, staged.skey + "\n")
+        _write_atomically(self.path / VKEY, staged.vkey + "\n")
+        (self.path / STAGED_KEY).unlink(missing_ok=True)
+        return archived
+
+    def retired_keys(self) -> list[Path]:
+        """The archived keys of past rotations, by name."""
+        if not self.retired_dir.exists():
+            return []
+        return sorted(self.retired_dir.glob("signing-*.key"))
 
     def fingerprint_key(self) -> bytes:
         text = _read_secret(self.path / FINGERPRINT_KEY)

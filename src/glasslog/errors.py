@@ -16,6 +16,7 @@ is one that says what an interrupted ingest stored)::
     │   └── IntegrityError     stored data does not match the tree / checkpoints (names the seq)
     ├── StoreError             the database failed or refused an operation
     │   ├── NotFoundError      no event / checkpoint with that key
+    │   │   └── PrunedError    the event was stored, then its payload pruned by retention
     │   └── DuplicateIdError   an event id is already stored (the pipeline resolves it)
     ├── CanonicalError         a value cannot be encoded as RFC 8785 canonical JSON
     └── QueryError             a query does not parse, names an unknown field, or ran out of time
@@ -99,6 +100,22 @@ class StoreError(GlasslogError):
 
 class NotFoundError(StoreError):
     """No event or checkpoint matches the key asked for."""
+
+
+class PrunedError(NotFoundError):
+    """The event existed (its seq and leaf stay in the tree), but retention pruned its payload.
+
+    ``seq`` is the event's; ``pruned_at`` is the RFC 3339 time it was pruned. The
+    server answers 410 Gone.
+    """
+
+    def __init__(self, seq: int, pruned_at: str) -> None:
+        self.seq = seq
+        self.pruned_at = pruned_at
+        super().__init__(f"event {seq} was pruned by retention at {pruned_at}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (PrunedError, (self.seq, self.pruned_at))
 
 
 class DuplicateIdError(StoreError):

@@ -21,6 +21,7 @@ checkpoint with its own key before it signs, and ``verify`` checks every signatu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,9 @@ from glasslog.datadir import DataDir, RecordedCheckpoint, private_directory
 from glasslog.errors import ConfigError, IntegrityError, NoteError, NotFoundError, ProofError
 from glasslog.ledger import merkle
 from glasslog.ledger.merkle import HASH_SIZE
-from glasslog.ledger.note import Checkpoint, Signer, Verifier, verify_checkpoint
+from glasslog.ledger.note import Checkpoint, Signer
 from glasslog.ledger.tiles import Tile, TreeBuilder, node_reader
+from glasslog.ledger.vkeys import VkeyHistory
 from glasslog.store import open_store
 from glasslog.store.base import Store, restore_tree
 
@@ -50,35 +52,164 @@ def _another_log(where: str, bound: str, signer_vkey: str, data: Path | None) ->
     )
 
 
-def check_signer(store: Store, signer: Signer, *, data: Path | None = None) -> None:
-    """Refuse ``signer`` unless it is the key of the log ``store`` belongs to.
+def vkey_history(store: Store) -> VkeyHistory:
+    """The store's key history: every key that signed its checkpoints, with their eras.
 
-    The recorded identity is compared first (it names both logs in the message);
-    the newest checkpoint is then verified with the signer's own key, which also
-    covers stores bound before they had an identity, and a ``meta`` row someone edited.
+    ``glasslog key rotate`` and ``key revoke`` append the whole new history as a
+    ``meta`` row (``vkeys.000001``, …); the newest row is the history. Every version is
+    checked against the one before (a later version may only close the current era,
+    add a new one or add a revocation, never change what was recorded) and the first
+    key against ``meta.vkey``, so an edited row is an error here, and ``verify`` still
+    checks every signature. A store that never rotated has its one bound key.
+    Raises :class:`ConfigError` when the store has no identity yet, :class:`NoteError`
+    when the recorded history is malformed, unsigned, or rewritten.
+    """
+    bound = store.identity()
+    records = store.vkey_records()
+    if bound is None:
+        if records:
+            raise NoteError(
+                f"{describe(store)} records a key history but no identity (meta.vkey); it "
+                "was edited: restore it from a backup"
+            )
+        raise ConfigError(
+            f"{describe(store)} is not bound to a log yet; run `glasslog init` with its "
+            "--data directory first"
+        )
+    history = VkeyHistory.single(bound)
+    for number, record in enumerate(records, start=1):
+        try:
+            parsed = VkeyHistory.from_json(json.loads(record))
+        except ValueError:
+            raise NoteError(
+                f"{describe(store)}: version {number} of the key history is not JSON; it was "
+                "edited: restore the store from a backup"
+            ) from None
+        except NoteError as exc:
+            raise NoteError(
+                f"{describe(store)}: version {number} of the key history: {exc}"
+            ) from None
+        problem = _extension_problem(history, parsed)
+        if problem is not None:
+            raise NoteError(
+                f"{describe(store)}: version {number} of the key history {problem}; the "
+                "history was rewritten: restore the store from a backup"
+            )
+        history = parsed
+    return history
+
+
+def history_trusting(store: Store, vkey: str) -> VkeyHistory:
+    """The key history a verifier that trusts ``vkey`` checks the store's checkpoints with.
+
+    A store whose key never rotated is checked with ``vkey`` alone, whatever ``meta.vkey``
+    says: as before rotation existed, the signatures decide, and an edited binding is
+    the writers' concern (:func:`check_signer`), not a reason to distrust an intact log.
+    Otherwise the recorded history (:func:`vkey_history`), which must hold ``vkey``.
+    Raises :class:`NoteError` when it does not, or when the history was forged.
+    """
+    if not store.vkey_records():
+        return VkeyHistory.single(vkey)
+    return vkey_history(store).trusting(vkey)
+
+
+def _extension_problem(before: VkeyHistory, after: VkeyHistory) -> str | None:
+    """Why ``after`` is not a one-step extension of ``before``, or None if it is."""
+    old, new = before.eras, after.eras
+    if len(new) not in (len(old), len(old) + 1):
+        return f"has {len(new)} keys where the one before had {len(old)}"
+    for index, (was, now) in enumerate(zip(old, new, strict=False)):
+        if (was.vkey, was.from_size, was.statement) != (now.vkey, now.from_size, now.statement):
+            return f"changes key {index + 1} ({was.vkey})"
+        closed = len(new) > len(old) and index == len(old) - 1
+        if not closed and was.until_size != now.until_size:
+            return f"moves the end of key {index + 1} ({was.vkey})"
+        if was.revocation is not None and was.revocation != now.revocation:
+            return f"changes the revocation of key {index + 1} ({was.vkey})"
+    return None
+
+
+def check_signer(
+    store: Store, signer: Signer, *, data: Path | None = None, history: VkeyHistory | None = None
+) -> VkeyHistory:
+    """Refuse ``signer`` unless it is the *current* key of the log ``store`` belongs to;
+    return the log's key history, vouched for by that key.
+
+    The recorded identity and key history are compared first (the message names both
+    logs, or the key that took over); the newest checkpoint is then verified through
+    the history anchored at the signer's own key, which also covers stores bound before
+    they had an identity, and a ``meta`` row someone edited: the history can only
+    reach the signer's key through rotation statements that key signed.
     """
     where = describe(store)
-    bound = store.identity()
-    if bound is not None and bound != signer.vkey:
-        raise _another_log(where, bound, signer.vkey, data)
+    if history is None:
+        history = (
+            VkeyHistory.single(signer.vkey) if store.identity() is None else vkey_history(store)
+        )
+    if signer.vkey not in history.vkeys():
+        raise _another_log(where, history.current.vkey, signer.vkey, data)
+    if signer.vkey != history.current.vkey:
+        holder = f"the key in {data}" if data else "this signing key"
+        era = history.era(signer.vkey)
+        raise ConfigError(
+            f"{holder} ({signer.vkey}) was retired at tree size {era.until_size}: the log "
+            f"{history.origin!r} is now signed by {history.current.vkey}. Refusing to sign "
+            "with a key that is not current; use the --data directory whose key was rotated "
+            "(`glasslog key rotate`), or copy its signing.key and log.vkey here"
+        )
+    trusted = history.trusting(signer.vkey)
     latest = store.latest_checkpoint()
     if latest is None:
-        return
+        return trusted
     try:
-        verify_checkpoint(latest.note, verifier=Verifier.from_vkey(signer.vkey))
+        trusted.verify_checkpoint(latest.note)
     except NoteError:
         holder = f"the key in {data}" if data else "this signing key"
         raise ConfigError(
             f"the newest checkpoint in {where} (tree size {latest.size}) was not signed by "
-            f"{holder} ({signer.vkey}); refusing to sign with it, which would make "
-            "the log fail verification for good. Use the --data directory that holds the "
-            "log's own signing key (`glasslog verify` there shows whether the store is intact)"
+            f"{holder} ({signer.vkey}) nor by a key it took over from; refusing to sign with "
+            "it, which would make the log fail verification for good. Use the --data "
+            "directory that holds the log's own signing key (`glasslog verify` there shows "
+            "whether the store is intact)"
         ) from None
+    return trusted
+
+
+def current_signer(
+    store: Store, signer: Signer, datadir: DataDir | None
+) -> tuple[Signer, VkeyHistory]:
+    """The key to sign with now, and the log's key history it vouches for.
+
+    A long-running writer (``glasslog serve``) keeps its key in memory, while
+    ``glasslog key rotate`` in another process may hand the log to a new key. So before
+    each signature the store's history is read again: when the key in memory is no
+    longer current, the data directory's key is loaded (finishing a rotation a crash
+    interrupted), and used only if it is the current one. Raises
+    :class:`ConfigError` rather than sign with a key that is not current.
+    """
+    history = None if store.identity() is None else vkey_history(store)
+    if datadir is not None and history is not None and signer.vkey != history.current.vkey:
+        finish_rotation(datadir, history)
+        signer = datadir.signer()
+    return signer, check_signer(store, signer, history=history)
+
+
+def finish_rotation(datadir: DataDir, history: VkeyHistory) -> None:
+    """Complete a rotation recorded in the store but not yet in ``datadir``.
+
+    ``glasslog key rotate`` stages the new key in the data directory before it
+    records the rotation in the store, and switches ``signing.key`` after: a crash in
+    between leaves the staged key, which is switched in here once the store's history
+    names it as current. A staged key the history does not name is left alone.
+    """
+    staged = datadir.staged_signer()
+    if staged is not None and staged.vkey == history.current.vkey:
+        datadir.switch_key()
 
 
 def check_history(
     store: Store,
-    verifier: Verifier,
+    keys: VkeyHistory,
     tree: TreeBuilder,
     recorded: RecordedCheckpoint | None,
     *,
@@ -93,12 +224,14 @@ def check_history(
     store, the store must hold at least as many checkpoints as when it was recorded,
     and an RFC 9162 consistency proof built from the store's tiles must link its root
     to the root about to be signed. ``count``, when given, is the number of checkpoints
-    the store holds now. Raises :class:`IntegrityError` ("TAMPERED: …").
+    the store holds now. Every checkpoint is checked with ``keys``, the log's key history
+    (from :func:`check_signer`), so one signed before a rotation passes when its key
+    signed it within its era. Raises :class:`IntegrityError` ("TAMPERED: …").
     """
     latest = store.latest_checkpoint()
-    newest = None if latest is None else verify_checkpoint(latest.note, verifier=verifier)
+    newest = None if latest is None else keys.verify_checkpoint(latest.note)
     if recorded is not None:
-        mine = _recorded(recorded, verifier, where)
+        mine = _recorded(recorded, keys, where)
         held = store.checkpoint_at(mine.size)
         if held is None or held.note != recorded.note:
             raise IntegrityError(
@@ -145,9 +278,9 @@ def check_history(
         ) from None
 
 
-def _recorded(recorded: RecordedCheckpoint, verifier: Verifier, where: Path | None) -> Checkpoint:
+def _recorded(recorded: RecordedCheckpoint, keys: VkeyHistory, where: Path | None) -> Checkpoint:
     try:
-        return verify_checkpoint(recorded.note, verifier=verifier)
+        return keys.verify_checkpoint(recorded.note)
     except NoteError as exc:
         raise ConfigError(
             f"the checkpoint recorded in {_whose(where)} is not one this log's key signed ({exc}); "
@@ -221,7 +354,10 @@ def initialise(data: Path, *, store: str | None, origin: str | None) -> Initiali
                     "to start a new log"
                 )
         signer, created = datadir.init_keys(origin=origin)
-        check_signer(opened, signer, data=data)
+        if opened.identity() is not None:
+            finish_rotation(datadir, vkey_history(opened))
+            signer = datadir.signer()
+        keys = check_signer(opened, signer, data=data)
         recorded = datadir.recorded_checkpoint()
         if recorded is not None and opened.latest_checkpoint() is None:
             raise ConfigError(
@@ -230,10 +366,9 @@ def initialise(data: Path, *, store: str | None, origin: str | None) -> Initiali
                 "or the two would disagree for good. Give a new --data directory for a new store"
             )
         if recorded is not None:
-            verifier = Verifier.from_vkey(signer.vkey)
-            check_history(opened, verifier, restore_tree(opened), recorded, where=data)
-        bound = opened.bind_identity(signer.vkey)
-        if bound != signer.vkey:  # another init bound it between our check and our insert
+            check_history(opened, keys, restore_tree(opened), recorded, where=data)
+        bound = opened.bind_identity(keys.eras[0].vkey)
+        if bound != keys.eras[0].vkey:  # another init bound it between our check and insert
             raise _another_log(where, bound, signer.vkey, data)
         written = datadir.write_default_policy(DEFAULT_POLICY)
         return Initialised(

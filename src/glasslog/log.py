@@ -19,8 +19,10 @@ from typing import Any
 
 from glasslog.datadir import DataDir
 from glasslog.errors import ConfigError, GlasslogError, IntegrityError, NotFoundError, QueryError
+from glasslog.identity import history_trusting
 from glasslog.ledger import merkle
-from glasslog.ledger.note import Checkpoint, verify_checkpoint
+from glasslog.ledger.note import Checkpoint
+from glasslog.ledger.vkeys import VkeyHistory
 from glasslog.query.language import MAX_SEQ, Match, Node, Or, parse, resolve_field
 from glasslog.query.match import matches
 from glasslog.query.plan import compile_query
@@ -189,7 +191,7 @@ class Log:
         root = merkle.root_from(size, node_reader_for(self.store, size))
         for stored in self.store.checkpoints():
             if stored.size == size:
-                cp = verify_checkpoint(stored.note, verifier=self.datadir.verifier())
+                cp = self.key_history().verify_checkpoint(stored.note)
                 if cp.root != root:
                     raise ConfigError(
                         f"the stored tree disagrees with the checkpoint at size {size}; "
@@ -251,7 +253,12 @@ class Log:
         }
 
     def verify_checkpoint_note(self, note: str) -> Checkpoint:
-        return verify_checkpoint(note, verifier=self.datadir.verifier())
+        """Open ``note`` with the key whose era covers its size (key rotation)."""
+        return self.key_history().verify_checkpoint(note)
+
+    def key_history(self) -> VkeyHistory:
+        """The log's key history, shown to hold the data directory's key (key rotation)."""
+        return history_trusting(self.store, self.datadir.vkey())
 
     # -- queries (docs/query.md) ---------------------------------------------------
 

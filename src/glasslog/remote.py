@@ -8,7 +8,7 @@ speaks HTTP.
 Errors come back as problem details and become the exceptions the CLI already
 words: 400 a :class:`~glasslog.errors.QueryError` (its text carries the caret), 401
 :class:`~glasslog.access.keys.AuthError`, 403
-:class:`~glasslog.access.enforce.AccessDenied`, 404
+:class:`~glasslog.access.enforce.AccessDenied`, 404 (and 410, a pruned event)
 :class:`~glasslog.errors.NotFoundError`. 429 and 503 are retried after their
 ``Retry-After``, a few times, before they become an error. The key goes in the
 ``Authorization`` header only, never in a URL, so it does not end up in a proxy's log.
@@ -33,6 +33,7 @@ from glasslog.errors import EventError, GlasslogError, NotFoundError, QueryError
 from glasslog.event import uuid7
 from glasslog.ingest.lines import parse_line, scrub_messages
 from glasslog.ingest.scrub import Scrubber
+from glasslog.ledger.vkeys import VkeyHistory
 from glasslog.log import MISSING, Count, Histogram, Page, Timeline
 
 __all__ = ["Remote", "RemoteError", "send_lines"]
@@ -162,6 +163,11 @@ class Remote:
 
     def vkey(self) -> str:
         return self.request("GET", "/v1/vkey").text.strip()
+
+    def vkeys(self) -> VkeyHistory:
+        """The log's key history (``GET /v1/vkeys``), its statements checked: verify a
+        checkpoint with it, after ``trusting`` a key obtained out of band."""
+        return VkeyHistory.from_json(self._json("/v1/vkeys"))
 
     def post_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """POST one batch; the server's {"accepted", "duplicates", "rejected"}."""
@@ -319,6 +325,6 @@ def _error(answer: httpx.Response) -> GlasslogError:
         return AuthError(f"the server refused the key: {detail}")
     if status == 403:
         return AccessDenied(detail)
-    if status == 404:
+    if status in (404, 410):  # 410: a pruned event, whose detail says when (docs/retention.md)
         return NotFoundError(detail)
     return RemoteError(f"the server answered {status}: {detail}")

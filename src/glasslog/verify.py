@@ -22,6 +22,7 @@ snapshot of the store. The workers die with the parent and ignore Ctrl-C
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import threading
@@ -29,16 +30,22 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from glasslog.derived import COLUMN_NAMES, Columns, columns, field_values, search_text
 from glasslog.errors import IntegrityError, NoteError, NotFoundError
-from glasslog.ledger.commit import decode_commits, leaf_from_body
+from glasslog.event import epoch_us, parse_time
+from glasslog.identity import history_trusting
+from glasslog.ledger.commit import ERASED_KEY, Erased, decode_commits, leaf_from_body, show_pointer
 from glasslog.ledger.merkle import HASH_SIZE, leaf_hash
-from glasslog.ledger.note import Checkpoint, Verifier, verify_checkpoint
+from glasslog.ledger.note import Checkpoint, Verifier
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder
+from glasslog.ledger.vkeys import VkeyHistory
+from glasslog.lifecycle import is_lifecycle
+from glasslog.lifecycle.erasure import ERASE_ACTION
+from glasslog.lifecycle.retention import PRUNE_ACTION, parse_ranges
 from glasslog.store import open_store
 from glasslog.store.base import (
     SEQ_BLOCK,
@@ -60,6 +67,12 @@ class Report:
     checkpoints: int
     covered: int
     seconds: float
+    pruned: list[tuple[int, int]] = field(default_factory=list)
+    """Seq ranges (end exclusive) whose payloads retention pruned, each authorised by a
+    signed ``retention.prune`` event: their leaves stay in the tree."""
+    erased: int = 0
+    """Fields whose values were erased (data-subject requests), each listed by a signed
+    ``erasure.erase`` event: their commitments keep the leaves unchanged."""
 
     @property
     def pending(self) -> int:
@@ -75,6 +88,19 @@ class Report:
         )
         if self.pending:
             text += f"; {self.pending:,} newer events are not yet covered by a checkpoint"
+        if self.pruned:
+            count = sum(b - a for a, b in self.pruned)
+            shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in self.pruned[:5])
+            more = f" and {len(self.pruned) - 5:,} more ranges" if len(self.pruned) > 5 else ""
+            text += (
+                f"; {count:,} events pruned by retention (seqs {shown}{more}): their leaves "
+                "are in the tree, their payloads removed as signed retention.prune events record"
+            )
+        if self.erased:
+            text += (
+                f"; {self.erased:,} personal field{'' if self.erased == 1 else 's'} erased, "
+                "each as a signed erasure.erase event records (their commitments keep the leaves)"
+            )
         return text
 
 
@@ -93,6 +119,10 @@ class _Chunk:
     """seq_blocks bounds recomputed from the bodies."""
     fields: array[int]
     """How many field-index rows each seq's body yields (all of them present)."""
+    pruned: list[tuple[int, int]]
+    """``(seq, seq of the authorising retention.prune event)`` of the pruned seqs."""
+    erased: list[tuple[int, str, str]]
+    """``(seq, JSON Pointer, time of the erasure marker)`` of each erased field."""
 
 
 _BODY, _COMMITS, _SALTS, _KEYS_AGREE = 9, 10, 11, 12  # positions in a VerifyRow
@@ -123,14 +153,40 @@ def _recompute(store: Store, start: int, end: int) -> _Chunk:
     per_seq = array("I")
     texts: list[str] = []
     per_row_text = store.per_row_text  # else the full-text index is checked whole
+    # Pruned seqs (retention) have no row: their leaf hashes come from their pruned
+    # rows, checked by the tree like any other; the parent checks their authorisation.
+    pruned_rows = store.pruned_leaves(start, end)
+    pruned: list[tuple[int, int]] = []
+    erased: list[tuple[int, str, str]] = []
+    waiting = iter(pruned_rows)
+    next_pruned = next(waiting, None)
+
+    def take_pruned(before: int) -> None:
+        nonlocal next_pruned
+        while next_pruned is not None and next_pruned[0] < before:
+            seqs.append(next_pruned[0])
+            hashes.append(next_pruned[1])
+            pruned.append((next_pruned[0], next_pruned[2]))
+            per_seq.append(0)
+            texts.append("")
+            next_pruned = next(waiting, None)
+
     for row in store.verify_rows(start, end):
         seq: int = row[0]
+        if next_pruned is not None:
+            take_pruned(seq)
         seqs.append(seq)
         body: str = row[_BODY]
         try:
-            hashes.append(
-                leaf_hash(leaf_from_body(body, decode_commits(row[_COMMITS])[1], row[_SALTS]))
-            )
+            commits: str = row[_COMMITS]
+            paths, spans = decode_commits(commits)
+            hashes.append(leaf_hash(leaf_from_body(body, spans, row[_SALTS])))
+            if '"]' in commits:  # an erased field's entry ends with its commitment
+                erased.extend(
+                    (seq, show_pointer(path), body[span.start + _MARKER_HEAD : span.end - 2])
+                    for path, span in zip(paths, spans, strict=True)
+                    if type(span) is Erased
+                )
         except Exception as exc:  # any undecodable row is tampering, not a crash
             raise IntegrityError(
                 f"seq {seq}: the stored event cannot be decoded ({exc})", seq=seq
@@ -160,10 +216,15 @@ def _recompute(store: Store, start: int, end: int) -> _Chunk:
         expected.extend((seq, path, value, cols.time_us) for path, value in fields)
         per_seq.append(len(fields))
         texts.append(text)
+    take_pruned(end)
+    if pruned_rows and len(set(seqs)) != len(seqs):
+        seq = next(s for s, _ in pruned if seqs.count(s) > 1)
+        problem = (seq, f"seq {seq} is both stored and recorded as pruned: a pruned row was forged")
     if problem is None and seqs == list(range(start, end)):
         problem = _absent_fields(store.missing_fields(expected))
         if problem is None and per_row_text:
-            bad = store.text_mismatches(start, texts)
+            gone = {s for s, _ in pruned}
+            bad = [s for s in store.text_mismatches(start, texts) if s not in gone]
             if bad:
                 problem = (
                     bad[0],
@@ -177,6 +238,8 @@ def _recompute(store: Store, start: int, end: int) -> _Chunk:
         rollup_counts(derived),
         seq_block_bounds(times),
         per_seq,
+        pruned,
+        erased,
     )
 
 
@@ -331,14 +394,14 @@ def _check_rows(store: Store) -> None:
         )
 
 
-def _check_known(store: Store, verifier: Verifier, known: Sequence[KnownCheckpoint]) -> None:
+def _check_known(store: Store, keys: VkeyHistory, known: Sequence[KnownCheckpoint]) -> None:
     """Checkpoints known outside the database are still in it, unchanged."""
     if not known:
         return
     count = len(store.checkpoints())
     for item in known:
         try:
-            cp = verify_checkpoint(item.note, verifier=verifier)
+            cp = keys.verify_checkpoint(item.note)
         except NoteError as exc:
             raise IntegrityError(
                 f"the checkpoint in {item.source} is not this log's ({exc})"
@@ -350,7 +413,7 @@ def _check_known(store: Store, verifier: Verifier, known: Sequence[KnownCheckpoi
                 "the store: signed checkpoints were deleted",
                 seq=cp.size - 1,
             )
-        if held.note != item.note:
+        if not item.note.startswith(held.note):  # a copy of /checkpoint adds cosignatures
             raise IntegrityError(
                 f"the store's checkpoint at tree size {cp.size:,} differs from the one in "
                 f"{item.source}: a checkpoint was replaced, or two different trees were signed"
@@ -368,13 +431,17 @@ def _first_leaf(tile: Tile, entry: int) -> int:
 
 def verify_store(
     db: Path | str,
-    verifier: Verifier,
+    verifier: Verifier | VkeyHistory,
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     known: Sequence[KnownCheckpoint] = (),
 ) -> Report:
     """Verify the store ``db`` (a SQLite path or PostgreSQL DSN) against ``verifier``.
+
+    ``verifier`` is a key the caller trusts: every checkpoint is checked through the
+    store's key history (docs/ledger.md, "Key rotation"), which must hold that key.
+    A :class:`VkeyHistory` is used as given.
 
     ``known`` are checkpoints obtained outside the database — the data directory's
     record, a witness's or a monitor's copy — that the store must still hold.
@@ -386,8 +453,9 @@ def verify_store(
         with store.snapshot():  # the counters and tables below, as of one moment
             size = store.size()
             _check_rows(store)
-            _check_known(store, verifier, known)
-            checkpoints = _signed_checkpoints(store, verifier, size)
+            keys = _key_history(store, verifier)
+            _check_known(store, keys, known)
+            checkpoints = _signed_checkpoints(store, keys, size)
             checker = _Checker(store)
             pending_cps = iter(checkpoints)
             next_cp = next(pending_cps, None)
@@ -395,6 +463,8 @@ def verify_store(
                 checker.check_checkpoint(next_cp)
                 next_cp = next(pending_cps, None)
             totals = _Totals()
+            authority = _PruneAuthority(store, checkpoints[-1].size if checkpoints else 0)
+            erasures = _EraseAuthority(store, checkpoints[-1].size if checkpoints else 0)
             text_index = _TextIndexCheck(db)
             for start, chunk in _chunks(db, store, size, workers):
                 seqs = chunk.seqs
@@ -422,6 +492,8 @@ def verify_store(
                 if chunk.problem is not None:  # after the leaves: an altered body comes first
                     seq, message = chunk.problem
                     raise IntegrityError(message, seq=seq)
+                authority.check(chunk.pruned)
+                erasures.check(chunk.erased)
                 totals.add(chunk)
                 if progress is not None:
                     progress(len(leaves))
@@ -440,9 +512,157 @@ def verify_store(
             checkpoints=len(checkpoints),
             covered=covered,
             seconds=time.monotonic() - started,
+            pruned=authority.ranges,
+            erased=erasures.finish(),
         )
     finally:
         store.close()
+
+
+_MARKER_HEAD = len('{"' + ERASED_KEY + '":"')
+
+
+class _EraseAuthority:
+    """Each erased field must be recorded in ``erasures`` and listed, with its event's
+    seq, by the ``erasure.erase`` event that row names: stored, later than the event,
+    under a signed checkpoint, and of the same time as the field's ``$erased`` marker.
+
+    A body rewritten by hand (a value replaced by a marker and the commitment it had,
+    which whoever holds value and salt can compute) fails here: no signed event lists
+    it, and none can be added without the log's signing key.
+    """
+
+    def __init__(self, store: Store, covered: int) -> None:
+        self._store = store
+        self._covered = covered
+        self._rows = {(e.seq, e.path): e for e in store.erasures()}
+        self._listed: dict[int, tuple[str, set[tuple[int, str]]]] = {}
+        self._count = 0
+
+    def check(self, erased: list[tuple[int, str, str]]) -> None:
+        for seq, pointer, moment in erased:
+            row = self._rows.pop((seq, pointer), None)
+            if row is None:
+                raise IntegrityError(
+                    f"seq {seq}: {pointer} is erased in the stored event, but no erasure "
+                    "records it: the body was rewritten without an authorising erasure.erase "
+                    "event",
+                    seq=seq,
+                )
+            when, listed = self._authorising(seq, pointer, row.by)
+            if row.by <= seq or (seq, pointer) not in listed:
+                raise IntegrityError(
+                    f"seq {seq}: {pointer} is erased, but the erasure.erase event at seq "
+                    f"{row.by} does not list it: the body was rewritten and an erasure forged",
+                    seq=seq,
+                )
+            if moment != when or epoch_us(parse_time(when)) != row.time_us:
+                raise IntegrityError(
+                    f"seq {seq}: {pointer} is marked erased at {moment}, but the erasure.erase "
+                    f"event at seq {row.by} happened at {when}: the erasure was altered",
+                    seq=seq,
+                )
+            self._count += 1
+
+    def _authorising(self, seq: int, pointer: str, by: int) -> tuple[str, set[tuple[int, str]]]:
+        known = self._listed.get(by)
+        if known is not None:
+            return known
+        forged = (
+            f"seq {seq}: {pointer} is erased by seq {by}, which is not a signed erasure.erase "
+            "event: the body was rewritten and an erasure forged"
+        )
+        if by >= self._covered:
+            raise IntegrityError(f"{forged} (no signed checkpoint covers seq {by})", seq=seq)
+        try:
+            event = json.loads(self._store.get(by).body)
+            if not (is_lifecycle(event) and event.get("action") == ERASE_ACTION):
+                raise ValueError("another action")
+            listed = {
+                (int(item[0]), str(path))
+                for item in event["metadata"]["erased"]
+                for path in item[1:]
+            }
+            known = self._listed[by] = (str(event["time"]), listed)
+        except (NotFoundError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            raise IntegrityError(forged, seq=seq) from None
+        return known
+
+    def finish(self) -> int:
+        """The number of erased fields; fails when ``erasures`` records others (except
+        for events retention pruned since: their whole payload is gone)."""
+        left = sorted(k for k in self._rows if self._store.pruned_record(seq=k[0]) is None)
+        if left:
+            seq, pointer = left[0]
+            raise IntegrityError(
+                f"seq {seq}: the erasures table records {pointer} as erased, but the stored "
+                "event holds it: an erasure row was inserted by hand",
+                seq=seq,
+            )
+        return self._count
+
+
+class _PruneAuthority:
+    """Each pruned seq must be listed by the ``retention.prune`` event its pruned row
+    names, stored (not pruned itself), later than it, and under a signed checkpoint.
+
+    A row deleted by hand with a forged ``pruned`` row beside it fails here: no such
+    event lists it, and none can be added without the log's signing key.
+    """
+
+    def __init__(self, store: Store, covered: int) -> None:
+        self._store = store
+        self._covered = covered
+        self._ranges: dict[int, list[tuple[int, int]]] = {}
+        self.ranges: list[tuple[int, int]] = []
+
+    def check(self, pruned: list[tuple[int, int]]) -> None:
+        for seq, by in pruned:
+            ranges = self._ranges.get(by)
+            if ranges is None:
+                ranges = self._ranges[by] = self._authorising(seq, by)
+            if by <= seq:
+                raise IntegrityError(
+                    f"seq {seq} is recorded as pruned by seq {by}, which is not later than "
+                    "it: a pruned row was forged",
+                    seq=seq,
+                )
+            i = bisect.bisect_right(ranges, (seq, _MAX_SEQ)) - 1
+            if i < 0 or not ranges[i][0] <= seq < ranges[i][1]:
+                raise IntegrityError(
+                    f"seq {seq} is missing and recorded as pruned, but the retention.prune "
+                    f"event at seq {by} does not list it: the event row was deleted and a "
+                    "pruned row forged",
+                    seq=seq,
+                )
+            if self.ranges and self.ranges[-1][1] == seq:
+                self.ranges[-1] = (self.ranges[-1][0], seq + 1)
+            else:
+                self.ranges.append((seq, seq + 1))
+
+    def _authorising(self, seq: int, by: int) -> list[tuple[int, int]]:
+        forged = (
+            f"seq {seq} is missing and recorded as pruned by seq {by}, which is not a signed "
+            "retention.prune event"
+        )
+        if by >= self._covered:
+            raise IntegrityError(
+                f"{forged} (no signed checkpoint covers seq {by}): the event row was "
+                "deleted and a pruned row forged",
+                seq=seq,
+            )
+        try:
+            event = json.loads(self._store.get(by).body)
+            if not (is_lifecycle(event) and event.get("action") == PRUNE_ACTION):
+                raise ValueError("another action")
+            return parse_ranges(str(event["metadata"]["ranges"]))
+        except (NotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            raise IntegrityError(
+                f"{forged}: the event row was deleted and a pruned row forged", seq=seq
+            ) from None
+
+
+_MAX_SEQ = 2**63
 
 
 class _TextIndexCheck:
@@ -480,12 +700,28 @@ class _TextIndexCheck:
         return self._problem
 
 
-def _signed_checkpoints(store: Store, verifier: Verifier, size: int) -> list[Checkpoint]:
-    """Every stored checkpoint, its signature checked and its size within the store."""
+def _key_history(store: Store, trusted: Verifier | VkeyHistory) -> VkeyHistory:
+    """The store's key history, shown to hold the ``trusted`` key (key rotation).
+
+    A history someone edited (a statement signed by one key only, a changed row)
+    fails its own checks and is reported as tampering, as is one without the key the
+    verifier trusts.
+    """
+    if isinstance(trusted, VkeyHistory):
+        return trusted
+    try:
+        return history_trusting(store, trusted.vkey)
+    except NoteError as exc:
+        raise IntegrityError(f"the store's key history: {exc}") from None
+
+
+def _signed_checkpoints(store: Store, keys: VkeyHistory, size: int) -> list[Checkpoint]:
+    """Every stored checkpoint, its signature checked, through the key history, by the
+    key whose era covers its size, and its size within the store."""
     checkpoints: list[Checkpoint] = []
     for stored in store.checkpoints():
         try:
-            cp = verify_checkpoint(stored.note, verifier=verifier)
+            cp = keys.verify_checkpoint(stored.note)
         except NoteError as exc:
             raise IntegrityError(f"checkpoint at size {stored.size}: {exc}") from None
         if cp.size != stored.size:
@@ -509,8 +745,12 @@ class _Totals:
         self.counts: dict[tuple[str, int, str], int] = {}
         self.blocks: dict[int, tuple[int, int]] = {}
         self.fields = array("I")
+        self.pruned_blocks: set[int] = set()
+        """Blocks holding pruned seqs: their stored bounds may be wider than the events
+        left (retention never narrows them; wider bounds only cost a block read)."""
 
     def add(self, chunk: _Chunk) -> None:
+        self.pruned_blocks.update(seq // SEQ_BLOCK for seq, _ in chunk.pruned)
         counts = self.counts
         for key, n in chunk.counts.items():
             counts[key] = counts.get(key, 0) + n
@@ -538,13 +778,19 @@ class _Totals:
             )
         stored = store.seq_blocks()
         for block, bounds in sorted(self.blocks.items()):
-            if stored.pop(block, None) != bounds:
+            held = stored.pop(block, None)
+            wider = held is not None and held[0] <= bounds[0] and held[1] >= bounds[1]
+            if block in self.pruned_blocks and wider:
+                continue
+            if held != bounds:
                 raise IntegrityError(
                     f"the time bounds of seqs {block * SEQ_BLOCK:,} to "
                     f"{(block + 1) * SEQ_BLOCK - 1:,} (seq_blocks) do not match their events: "
                     "seq_blocks was altered, which can hide events from full-text searches",
                     seq=block * SEQ_BLOCK,
                 )
+        for block in self.pruned_blocks:
+            stored.pop(block, None)  # every event of the block was pruned
         if stored:
             block = min(stored)
             raise IntegrityError(

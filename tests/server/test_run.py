@@ -31,7 +31,7 @@ from tests.conftest import make_event
 from tests.processes import left_behind, start, still_running
 from tests.server.conftest import POLICY, Site, free_port, make_site
 
-PUBLIC = {"/healthz", "/readyz", "/checkpoint", "/v1/vkey", "/v1/proof/consistency",
+PUBLIC = {"/healthz", "/readyz", "/checkpoint", "/v1/vkey", "/v1/vkeys", "/v1/proof/consistency",
           "/openapi.json", "/", "/ui/{name:path}", "/v1/auth/config",
           "/tile/{level}/{rest:path}"}  # fmt: skip
 

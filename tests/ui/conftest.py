@@ -14,14 +14,13 @@ import io
 import json
 import os
 import random
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from glasslog.access.keys import make_key
 from glasslog.datadir import DataDir
@@ -113,35 +112,6 @@ def ui_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UISite]:
     # A page load makes a dozen calls at once: limits far above that.
     with live(site, rate=100_000.0, burst=1_000_000, failed_sign_ins=1_000_000) as url:
         yield UISite(url=url, keys={r: site.keys[r] for r in ROLES}, data=site.data, site=site)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(
-            "Chromium is not installed: run scripts/test, which installs Debian's chromium "
-            "package, or `apt-get install chromium`. (Playwright's own download is not used.)"
-        )
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, headless=True, args=args)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh context (no storage, no cookies) and page; failing waits give up after 10 s."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -31,13 +32,19 @@ from glasslog.access.audit import AUDIT_ACTION, AUDIT_SERVICE, Auditor, read_eve
 from glasslog.access.evidence import build_evidence
 from glasslog.access.policy import Role
 from glasslog.access.scope import all_of, any_of, restrict, rule_of, scope_node, unsafe, view, widen
-from glasslog.errors import GlasslogError, NotFoundError, QueryError
+from glasslog.errors import GlasslogError, IntegrityError, NotFoundError, PrunedError, QueryError
 from glasslog.ledger import merkle
-from glasslog.ledger.commit import SALT_BYTES, Path, decode_commits, show_pointer
-from glasslog.log import COUNT_CAP, Count, Histogram, Log, Page, Timeline
+from glasslog.ledger.commit import (
+    SALT_BYTES,
+    Path,
+    decode_commits,
+    erased_commitments,
+    show_pointer,
+)
+from glasslog.log import COUNT_CAP, MAX_PAGE, Count, Histogram, Log, Page, Timeline
 from glasslog.query.language import And, Compare, Match, Node, Not, Or, Text, parse, resolve_field
 from glasslog.query.match import matches
-from glasslog.store.base import StoredEvent, event_of, node_reader_for
+from glasslog.store.base import Store, StoredCheckpoint, StoredEvent, event_of, node_reader_for
 
 __all__ = ["AccessDenied", "Decoded", "Principal", "Reader", "decode"]
 
@@ -165,6 +172,8 @@ class Reader:
         scopes = [scope_node(r, now=now) for r in roles]
         try:
             stored = self.log.store.get(seq)
+        except PrunedError:
+            raise  # it existed, and says when retention pruned it (no content is left)
         except NotFoundError:
             raise _not_found(str(seq)) from None
         if self._view(event_of(stored), stored, roles, scopes) is None:
@@ -416,6 +425,8 @@ class Reader:
         scopes = [scope_node(r, now=now) for r in roles]
         try:
             stored = self.log.find(key)
+        except PrunedError:
+            raise  # it existed, and says when retention pruned it (no content is left)
         except NotFoundError:
             raise _not_found(key) from None
         full = self._view(event_of(stored), stored, roles, scopes)
@@ -435,6 +446,8 @@ class Reader:
         scopes = [scope_node(r, now=now) for r in roles]
         try:
             stored = self.log.find(key)
+        except PrunedError:
+            raise  # it existed, and says when retention pruned it (no content is left)
         except NotFoundError:
             raise _not_found(key) from None
         full = self._view(event_of(stored), stored, roles, scopes)
@@ -482,8 +495,49 @@ class Reader:
         _, run, _, _ = self._scoped("aggregate", query, aggregate=True, now=now)
         return self.log.histogram_node(run, bucket=bucket)
 
+    # -- export bundles (issue 14, part 4) ---------------------------------------
+
+    def export(self, query: str, each: Exported) -> int:
+        """Hand every matching event the principal may see to ``each``, oldest first, as
+        it may see it (``glasslog export``): one audited read, operation ``export``.
+        Returns how many events were handed over."""
+        return self._audited("export", query, lambda: self._export(query, each), lambda n: n)
+
+    def _export(self, query: str, each: Exported) -> int:
+        """Every page of the search, each event matched against its view as ``_present``
+        does, but keeping what evidence needs: the stored row, masked and hidden paths."""
+        node, run, roles, scopes = self._scoped("export", query)
+        blind = not any(unsafe(n, roles) for n in _walk(node))
+        memo: dict[tuple[tuple[str, ...], Path], bool | str] = {}
+        handed = 0
+        cursor: str | None = None
+        while True:
+            page = self.log.search_node(
+                run, bind=self._bind(query), limit=MAX_PAGE, sort="time", cursor=cursor
+            )
+            _refuse_mismatched(page)
+            rows = stored_rows(self.log.store, page.events)
+            for event in page.events:
+                seq = event.pop("seq")
+                including = [
+                    r for r, s in zip(roles, scopes, strict=True) if matches(s, event, seq=seq)
+                ]
+                if not including:
+                    continue
+                stored = rows[seq]
+                shown, masked, hidden = view(event, including, salts_of(stored), memo)
+                if blind or matches(node, _without(shown, masked), seq=seq):
+                    each(stored, shown, masked, hidden)
+                    handed += 1
+            if page.cursor is None:
+                return handed
+            cursor = page.cursor
+
 
 T = TypeVar("T")
+
+Exported = Callable[[StoredEvent, dict[str, Any], dict[Path, str], dict[Path, str | None]], None]
+"""What an export hands each event to: the stored row, the view, masked and hidden paths."""
 
 _NOT_AUDIT: Final[Node] = Not(
     And(
@@ -553,8 +607,17 @@ def evidence_of(
     shown: dict[str, Any],
     masked: dict[Path, str],
     hidden: dict[Path, str | None],
+    *,
+    at: tuple[StoredCheckpoint, Callable[[int], list[bytes]]] | None = None,
 ) -> dict[str, Any]:
-    """Evidence for ``stored`` as shown, under the latest checkpoint that covers it."""
+    """Evidence for ``stored`` as shown, under the latest checkpoint that covers it.
+
+    ``at``: another checkpoint, and what proves a seq's inclusion in its tree (an
+    export proves all its events to one checkpoint, sharing the work between them).
+    """
+    erased = erased_commitments(stored.commits)
+    if erased:  # a hidden erased field: its stored commitment proves it (docs/erasure.md)
+        hidden = {p: erased.get(p) if s is None else s for p, s in hidden.items()}
     unprovable = [p for p, sealed in hidden.items() if sealed is None]
     if unprovable:
         raise AccessDenied(
@@ -562,21 +625,26 @@ def evidence_of(
             f"{show_pointer(unprovable[0])} is hidden from it but was not committed when the "
             "event was logged, so the proof would need its value"
         )
-    latest = log.latest_checkpoint()
+    latest = log.latest_checkpoint() if at is None else at[0]
     if latest.size <= stored.seq:
         raise NotFoundError(
             f"event {stored.seq} is not yet covered by a signed checkpoint (the latest covers "
             f"{latest.size:,} events); the next ingest signs one"
         )
-    reader = node_reader_for(log.store, latest.size)
+    if at is None:
+        reader = node_reader_for(log.store, latest.size)
+        proof = merkle.inclusion_proof(stored.seq, latest.size, reader)
+    else:
+        proof = at[1](stored.seq)
     return build_evidence(
         seq=stored.seq,
         shown=shown,
         salts=salts_of(stored),
         masked=masked,
         hidden={p: s for p, s in hidden.items() if s is not None},
+        erased=erased,
         tree_size=latest.size,
-        proof=merkle.inclusion_proof(stored.seq, latest.size, reader),
+        proof=proof,
         checkpoint=latest.note,
     )
 
@@ -585,6 +653,53 @@ def owner_evidence(log: Log, key: str) -> dict[str, Any]:
     """Evidence for the owner of the data directory: every field in clear."""
     stored = log.find(key)
     return evidence_of(log, stored, event_of(stored), {}, {})
+
+
+def owner_export(log: Log, query: str, each: Exported) -> int:
+    """:meth:`Reader.export` for the owner of the data directory: every field in clear,
+    not audited (the owner reads the files anyway)."""
+    node = parse(query, now=datetime.now(UTC))
+    handed = 0
+    cursor: str | None = None
+    while True:
+        page = log.search_node(node, bind=query, limit=MAX_PAGE, sort="time", cursor=cursor)
+        _refuse_mismatched(page)
+        rows = stored_rows(log.store, page.events)
+        for event in page.events:
+            seq = event.pop("seq")
+            each(rows[seq], event, {}, {})
+            handed += 1
+        if page.cursor is None:
+            return handed
+        cursor = page.cursor
+
+
+def stored_rows(store: Store, events: Sequence[dict[str, Any]]) -> dict[int, StoredEvent]:
+    """The stored rows of a page of events (each with its seq), read in one go by id."""
+    ids = {}
+    for event in events:
+        with suppress(ValueError, TypeError, AttributeError):
+            ids[uuid.UUID(event["id"]).bytes] = event["seq"]
+    rows = {
+        stored.seq: stored
+        for event_id, stored in store.find_ids(list(ids)).items()
+        if ids.get(event_id) == stored.seq
+    }
+    for event in events:  # an event without an id, or whose id column disagrees
+        if event["seq"] not in rows:
+            rows[event["seq"]] = store.get(event["seq"])
+    return rows
+
+
+def _refuse_mismatched(page: Page) -> None:
+    """An export proves what it holds: a row that fails its recheck stops it."""
+    if page.mismatched:
+        raise IntegrityError(
+            f"the store returned events whose signed bodies do not match the query "
+            f"(seqs {', '.join(map(str, page.mismatched[:5]))}): the derived data was "
+            "altered; run `glasslog verify` before exporting",
+            seq=page.mismatched[0],
+        )
 
 
 def _without(event: dict[str, Any], masked: dict[Path, str]) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from glasslog.errors import ConfigError, QueryError
+from glasslog.errors import ConfigError, NoteError, QueryError
 from glasslog.ledger.commit import DEFAULT_SENSITIVE, Path, parse_pointer, show_pointer
+from glasslog.ledger.cosignature import CosignatureVerifier
 from glasslog.query.language import parse
 from glasslog.tomllines import Lines
 
@@ -40,6 +41,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Role",
+    "WitnessEndpoint",
     "check_policy",
     "explain",
     "load_policy",
@@ -150,6 +152,16 @@ class Policy:
     roles: dict[str, Role]
     oidc: OIDCConfig | None = None
     source: str = "the policy"
+    witnesses: tuple[WitnessEndpoint, ...] = ()
+    """The witnesses each new checkpoint is sent to (``[[witness]]``, docs/witness.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessEndpoint:
+    """A C2SP tlog-witness: its submission prefix and its cosigner vkey (``[[witness]]``)."""
+
+    url: str
+    vkey: str
 
 
 def parse_duration(text: str) -> timedelta:
@@ -391,6 +403,29 @@ class _Reader:
         )
 
 
+def _witnesses(reader: _Reader, value: object) -> tuple[WitnessEndpoint, ...]:
+    """``[[witness]]`` tables: ``url`` (http or https) and ``vkey`` (a cosigner vkey)."""
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        reader.problem(("witness",), 'expected [[witness]] tables with url = "…" and vkey = "…"')
+        return ()
+    found: list[WitnessEndpoint] = []
+    for table in value:
+        for key in table:
+            if key not in ("url", "vkey"):
+                reader.problem(("witness", key), "unknown key; a [[witness]]'s keys are url, vkey")
+        url, vkey = table.get("url"), table.get("vkey")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            reader.problem(("witness", "url"), "expected the witness's http:// or https:// URL")
+            continue
+        try:
+            CosignatureVerifier(vkey if isinstance(vkey, str) else "")
+        except NoteError as exc:
+            reader.problem(("witness", "vkey"), f"expected the witness's vkey: {exc}")
+            continue
+        found.append(WitnessEndpoint(url=url.rstrip("/"), vkey=str(vkey).strip()))
+    return tuple(found)
+
+
 def check_policy(
     text: str, *, source: str = "policy.toml", committed: Sequence[Pointer] = ()
 ) -> Policy:
@@ -405,8 +440,14 @@ def check_policy(
         raise PolicyError([f"{source}: not valid TOML: {exc}"]) from None
     reader = _Reader(text, source, committed)
     for key in data:
-        if key not in ("roles", "oidc"):
-            reader.problem((key,), "unknown section; a policy has [roles.NAME] tables and [oidc]")
+        # [retention] is read by glasslog.lifecycle.retention (docs/retention.md),
+        # [erasure] by glasslog.lifecycle.erasure (docs/erasure.md).
+        if key not in ("roles", "oidc", "witness", "retention", "erasure"):
+            reader.problem(
+                (key,),
+                "unknown section; a policy has [roles.NAME] tables, [oidc], [[witness]], "
+                "[retention] and [erasure]",
+            )
     roles: dict[str, Role] = {}
     raw_roles = data.get("roles", {})
     if not isinstance(raw_roles, dict):
@@ -421,9 +462,10 @@ def check_policy(
             f"{source}: defines no role, so nobody could read anything; add a [roles.NAME] table"
         )
     oidc = reader.oidc(data["oidc"], roles) if "oidc" in data else None
+    witnesses = _witnesses(reader, data["witness"]) if "witness" in data else ()
     if reader.problems:
         raise PolicyError(reader.problems)
-    return Policy(roles=roles, oidc=oidc, source=source)
+    return Policy(roles=roles, oidc=oidc, source=source, witnesses=witnesses)
 
 
 def load_policy(path: pathlib.Path, *, committed: Sequence[Pointer] = ()) -> Policy:

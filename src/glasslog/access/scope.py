@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from glasslog.access.policy import Role
-from glasslog.ledger.commit import COMMIT_KEY, Path, commitment
+from glasslog.ledger.commit import COMMIT_KEY, Path, commitment, is_erased
 from glasslog.query.language import (
     And,
     Compare,
@@ -236,6 +236,13 @@ def view(
         elif path[0] not in parent:
             continue
         value = parent[path[-1]]
+        if is_erased(value):
+            # Erased for good: the marker shows no value, so masking keeps it; hiding
+            # drops it (evidence puts its stored commitment back, access.enforce).
+            if rule != "mask":
+                del parent[path[-1]]
+                hidden[path] = None
+            continue
         salt = committed.get(path)
         sealed: str | None
         if isinstance(value, dict) and set(value) == {COMMIT_KEY}:

@@ -34,7 +34,7 @@ from glasslog.datadir import DataDir, RecordedCheckpoint
 from glasslog.derived import columns, field_values, search_text
 from glasslog.errors import ConflictError, DuplicateIdError, EventError, Problem
 from glasslog.event import DEFAULT_LIMITS, Limits, validate
-from glasslog.identity import check_history, check_signer
+from glasslog.identity import check_history, current_signer
 from glasslog.ingest.lines import parse_line
 from glasslog.ingest.scrub import DEFAULT_SCRUB, Scrubber, ScrubConfig
 from glasslog.ledger.commit import (
@@ -46,7 +46,7 @@ from glasslog.ledger.commit import (
     encode_stored,
 )
 from glasslog.ledger.merkle import leaf_hash
-from glasslog.ledger.note import Checkpoint, Signer, Verifier, sign_checkpoint
+from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
 from glasslog.ledger.tiles import TreeBuilder
 from glasslog.store.base import EventRow, Store, StoredCheckpoint, StoredEvent, restore_tree
 
@@ -179,11 +179,12 @@ class Sequencer:
         with a catch-up when another process appended meanwhile: a server and the CLI then
         write to one SQLite store in turns, batch by batch, as writers on several hosts do
         on PostgreSQL. Without it the caller holds the lock for the sequencer's whole life."""
-        check_signer(store, signer)  # before anything is written: a wrong key poisons the log
+        # Before anything is written: a wrong key poisons the log. A key rotated away
+        # meanwhile is replaced by the data directory's current one (current_signer).
+        signer, self._keys = current_signer(store, signer, datadir)
         self.store = store
         self.settings = settings or Settings()
         self._signer = signer
-        self._verifier = Verifier.from_vkey(signer.vkey)
         self._datadir = datadir
         self._writer_lock = writer_lock
         # Under the writer locks: another writer appending and signing between our reads
@@ -195,7 +196,7 @@ class Sequencer:
             # Read once, then counted as we sign: signing must not re-read every checkpoint.
             self._checkpoints = len(store.checkpoints())
             check_history(
-                store, self._verifier, self._tree, self._recorded(), where=self._where,
+                store, self._keys, self._tree, self._recorded(), where=self._where,
                 count=self._checkpoints,
             )  # fmt: skip
             latest = store.latest_checkpoint()
@@ -291,6 +292,10 @@ class Sequencer:
         return receipts
 
     def _duplicate(self, item: Prepared, stored: StoredEvent) -> Receipt:
+        if not stored.body:
+            # Pruned by retention: its content is gone, so it cannot be compared; the
+            # id is taken, and the event is never stored twice.
+            return Receipt(seq=stored.seq, duplicate=True)
         if _same_content(stored.body, item.body, compare_time=item.had_time):
             return Receipt(seq=stored.seq, duplicate=True)
         error = ConflictError(
@@ -330,8 +335,9 @@ class Sequencer:
             return latest
         # Another writer of a shared store may have signed meanwhile: never add a
         # checkpoint under a key that is not the log's, nor over a rewritten history.
-        check_signer(self.store, self._signer)
-        check_history(self.store, self._verifier, self._tree, self._recorded(), where=self._where)
+        # Reloads the key when `glasslog key rotate` handed the log to a new one meanwhile.
+        self._signer, self._keys = current_signer(self.store, self._signer, self._datadir)
+        check_history(self.store, self._keys, self._tree, self._recorded(), where=self._where)
         cp = Checkpoint(origin=self._signer.name, size=self._tree.size, root=self._tree.root())
         note = sign_checkpoint(cp, self._signer)
         self.store.add_checkpoint(cp.size, note, self._tree.partial_tiles())

@@ -33,17 +33,20 @@ from __future__ import annotations
 import json
 import re
 from binascii import b2a_base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from functools import lru_cache
 from hashlib import sha256
 from itertools import accumulate
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from glasslog.event import Event, canonical
 
 __all__ = [
     "COMMIT_KEY",
     "DEFAULT_SENSITIVE",
+    "ERASED_KEY",
     "SALT_BYTES",
+    "Erased",
     "Path",
     "commitment",
     "committed_paths",
@@ -52,7 +55,11 @@ __all__ = [
     "encode_commits",
     "encode_paths",
     "encode_stored",
+    "erase_body",
+    "erased_commitments",
+    "erased_marker",
     "is_commitment",
+    "is_erased",
     "leaf_bytes",
     "leaf_from_body",
     "leaf_object",
@@ -62,6 +69,7 @@ __all__ = [
 
 SALT_BYTES: Final = 16
 COMMIT_KEY: Final = "$commit"
+ERASED_KEY: Final = "$erased"
 
 Path = tuple[str, ...]
 """Where a field is in an event, as object keys: ``("actor", "email")``."""
@@ -202,6 +210,41 @@ def leaf_bytes(event: Event, paths: Sequence[Path], salts: bytes) -> bytes:
 Span = tuple[int, int]
 """Where a committed value's canonical text sits in the stored body: ``body[start:end]``."""
 
+
+class Erased(NamedTuple):
+    """An erased value's place in the stored body, and the commitment it had.
+
+    The body holds ``{"$erased": "<time>"}`` there instead of the value
+    (:func:`erase_body`), its salt is zeroed, and the leaf takes ``commitment`` as it
+    is: the value and salt that made it are gone for good, the leaf is unchanged.
+    """
+
+    start: int
+    end: int
+    commitment: str
+
+
+_ERASED_TEXT: Final = re.compile(
+    r'\{"\$erased":"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z"\}'
+)
+"""The only text an erased span may hold: the marker, with an RFC 3339 UTC time."""
+_COMMITMENT_TEXT: Final = re.compile(r"[A-Za-z0-9+/]{43}=")
+"""A SHA-256 digest in standard base64: nothing that could break out of the leaf's JSON."""
+
+
+def is_erased(value: object) -> bool:
+    """Whether ``value`` is an ``{"$erased": "<time>"}`` marker: a value erased for good."""
+    return type(value) is dict and len(value) == 1 and type(value.get(ERASED_KEY)) is str
+
+
+def erased_marker(time: str) -> str:
+    """The canonical text that replaces an erased value in a stored body."""
+    marker = '{"' + ERASED_KEY + '":' + json.dumps(time) + "}"
+    if not _ERASED_TEXT.fullmatch(marker):
+        raise ValueError(f"an erasure time is RFC 3339 UTC, as 2026-01-31T12:00:00Z; got {time!r}")
+    return marker
+
+
 _MARK: Final = '{"' + COMMIT_KEY + '":"'
 
 
@@ -330,35 +373,109 @@ def _sorted_keys(obj: dict[str, Any]) -> list[str]:
     return sorted(keys, key=lambda key: key.encode("utf-16-be"))  # RFC 8785 order
 
 
-def leaf_from_body(body: str, spans: Sequence[Span | None], salts: bytes) -> bytes:
+def leaf_from_body(body: str, spans: Sequence[Span | Erased | None], salts: bytes) -> bytes:
     """Recompute the leaf from a stored body without decoding it (verification's hot path).
 
     Sound without trusting the spans: the leaf keeps every byte of ``body`` outside
     the spans, and each span's bytes are bound by SHA-256 to a commitment in the
-    leaf, so any change to the body, the spans or the salts changes the leaf.
+    leaf, so any change to the body, the spans or the salts changes the leaf. An
+    erased span (:class:`Erased`) must hold exactly the ``{"$erased": time}`` marker
+    and puts its stored commitment into the leaf: a changed commitment changes the
+    leaf, and the marker's time is checked against the erasure's ledger event by
+    ``verify``.
     """
     if len(salts) != len(spans) * SALT_BYTES:
         raise ValueError(
             f"salts must be {len(spans)} x {SALT_BYTES} bytes for {len(spans)} paths, "
             f"got {len(salts)}"
         )
-    located = sorted((span, i) for i, span in enumerate(spans) if span is not None)
+    located = sorted(
+        ((span, i) for i, span in enumerate(spans) if span is not None), key=lambda x: x[0][0]
+    )
     pieces: list[str] = []
     pos = 0
-    for (start, end), i in located:
+    for span, i in located:
+        start, end = span[0], span[1]
         if not pos <= start <= end <= len(body):
             raise ValueError(f"stored span {start}..{end} is out of order or out of range")
         pieces.append(body[pos:start])
-        salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
-        digest = sha256(salt + body[start:end].encode("utf-8")).digest()
-        pieces.append(_MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}')
+        if type(span) is Erased:
+            if not _ERASED_TEXT.fullmatch(body, start, end):
+                raise ValueError(
+                    f"stored span {start}..{end} is erased but does not hold the "
+                    '{"$erased": time} marker'
+                )
+            if not _COMMITMENT_TEXT.fullmatch(span.commitment):
+                raise ValueError(f"the stored commitment of span {start}..{end} is not base64")
+            pieces.append(_MARK + span.commitment + '"}')
+        else:
+            salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+            digest = sha256(salt + body[start:end].encode("utf-8")).digest()
+            pieces.append(_MARK + b2a_base64(digest, newline=False).decode("ascii") + '"}')
         pos = end
     pieces.append(body[pos:])
     return "".join(pieces).encode("utf-8")
 
 
-def encode_commits(paths: Sequence[Path], spans: Sequence[Span | None]) -> str:
-    """Storage form of committed paths with their spans: ``[["actor","email",12,31]]``."""
+def erase_body(
+    body: str,
+    spans: Sequence[Span | Erased | None],
+    salts: bytes,
+    erase: Collection[int],
+    time: str,
+) -> tuple[str, list[Span | Erased | None], bytes]:
+    """Erase the committed values at indexes ``erase``: ``(body, spans, salts)`` after.
+
+    Each value's text in ``body`` becomes ``{"$erased": time}``, its span an
+    :class:`Erased` keeping the commitment it had (computed here from the value and
+    its salt, the last time both exist), its salt zeros; the spans after it move by
+    the difference in length. The leaf stays the same (property-tested in
+    ``tests/lifecycle/test_erasure_leaf.py``). Only a value in clear can be erased.
+    """
+    marker = erased_marker(time)
+    out_spans: list[Span | Erased | None] = list(spans)
+    out_salts = bytearray(salts)
+    order = sorted(
+        ((span[0], i) for i, span in enumerate(spans) if span is not None), key=lambda x: x[0]
+    )
+    pieces: list[str] = []
+    pos = 0
+    shift = 0
+    for _, i in order:
+        span = spans[i]
+        assert span is not None  # filtered above
+        start, end = span[0], span[1]
+        if not pos <= start <= end <= len(body):
+            raise ValueError(f"stored span {start}..{end} is out of order or out of range")
+        pieces.append(body[pos:start])
+        new_start = start + shift
+        if i in erase:
+            if type(span) is Erased:
+                raise ValueError(f"the value at {start}..{end} is erased already")
+            salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+            digest = sha256(salt + body[start:end].encode("utf-8")).digest()
+            sealed = b2a_base64(digest, newline=False).decode("ascii")
+            pieces.append(marker)
+            out_spans[i] = Erased(new_start, new_start + len(marker), sealed)
+            out_salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] = bytes(SALT_BYTES)
+            shift += len(marker) - (end - start)
+        else:
+            pieces.append(body[start:end])
+            if type(span) is Erased:
+                out_spans[i] = Erased(new_start, span.end + shift, span.commitment)
+            else:
+                out_spans[i] = (new_start, end + shift)
+        pos = end
+    missing = set(erase) - {i for _, i in order}
+    if missing:
+        raise ValueError(f"paths {sorted(missing)} have no value in clear to erase")
+    pieces.append(body[pos:])
+    return "".join(pieces), out_spans, bytes(out_salts)
+
+
+def encode_commits(paths: Sequence[Path], spans: Sequence[Span | Erased | None]) -> str:
+    """Storage form of committed paths with their spans: ``[["actor","email",12,31]]``;
+    an erased one adds its commitment: ``["actor","email",12,50,"<base64>"]``."""
     items = [
         list(path) if span is None else [*path, *span]
         for path, span in zip(paths, spans, strict=True)
@@ -380,7 +497,7 @@ _c_list_encoder = (
 builds it, made once; for lists of strings and ints, which never need a check."""
 
 
-def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
+def decode_commits(text: str) -> tuple[list[Path], list[Span | Erased | None]]:
     """Decode :func:`encode_commits`; raise ValueError for anything else.
 
     On verification's hot path (every event): one pass, plain loops, no generators.
@@ -392,11 +509,16 @@ def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
     if type(data) is not list:
         raise ValueError("stored commitments must be a JSON array")
     paths: list[Path] = []
-    spans: list[Span | None] = []
+    spans: list[Span | Erased | None] = []
     for item in data:
         if type(item) is not list or not item:
             raise ValueError("each stored commitment must be a non-empty array")
-        if len(item) >= 3 and type(item[-1]) is int and type(item[-2]) is int:
+        if len(item) >= 4 and type(item[-1]) is str and type(item[-2]) is int:
+            if type(item[-3]) is not int:
+                raise ValueError("an erased commitment is its path, its span and the commitment")
+            path = tuple(item[:-3])
+            spans.append(Erased(item[-3], item[-2], item[-1]))
+        elif len(item) >= 3 and type(item[-1]) is int and type(item[-2]) is int:
             path = tuple(item[:-2])
             spans.append((item[-2], item[-1]))
         else:
@@ -409,6 +531,18 @@ def decode_commits(text: str) -> tuple[list[Path], list[Span | None]]:
             raise ValueError("a stored commitment path must be non-empty strings")
         paths.append(path)
     return paths, spans
+
+
+def erased_commitments(commits: str) -> dict[Path, str]:
+    """The erased paths of a stored ``commits`` column, each with the commitment it had."""
+    if '"]' not in commits:  # an erased entry ends with its commitment, a string
+        return {}
+    paths, spans = decode_commits(commits)
+    return {
+        path: span.commitment
+        for path, span in zip(paths, spans, strict=True)
+        if type(span) is Erased
+    }
 
 
 def encode_paths(paths: Sequence[Path]) -> str:
@@ -431,6 +565,7 @@ def decode_paths(text: str) -> list[Path]:
     return [tuple(path) for path in data]
 
 
+@lru_cache(maxsize=4096)  # evidence names the same few fields for every event
 def parse_pointer(text: str) -> Path:
     """An RFC 6901 JSON Pointer's tokens (``~1`` is ``/``, ``~0`` is ``~``); ValueError."""
     if not text.startswith("/"):
@@ -446,6 +581,7 @@ def parse_pointer(text: str) -> Path:
     return tuple(t.replace("~1", "/").replace("~0", "~") for t in tokens)
 
 
+@lru_cache(maxsize=4096)
 def show_pointer(path: Path) -> str:
     """``path`` as an RFC 6901 JSON Pointer: ``("actor", "email")`` is ``/actor/email``."""
     return "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in path)

@@ -2,9 +2,10 @@
 
 Thin, as the CLI is: each route authenticates the caller, hands the request to the
 library's one enforcement point (:class:`~glasslog.access.enforce.Reader`) or to the
-writer, and returns JSON. Only five routes answer without a principal, and they show
-health, tree hashes and the public key only: ``/healthz``, ``/readyz``,
-``/checkpoint``, ``/v1/vkey`` and ``/v1/proof/consistency``, and the tlog-tiles hash
+writer, and returns JSON. Only six routes answer without a principal, and they show
+health, tree hashes and the public keys only: ``/healthz``, ``/readyz``,
+``/checkpoint``, ``/v1/vkey``, ``/v1/vkeys`` (the key history,
+:mod:`glasslog.server.vkeys`) and ``/v1/proof/consistency``, and the tlog-tiles hash
 tiles ``/tile/<L>/<N>`` (:mod:`glasslog.server.tiles`). Monitors and witnesses need
 those without an account.
 The web UI's files (``/``, ``/ui/…``) and ``/v1/auth/config``, which say how to sign
@@ -44,7 +45,7 @@ from glasslog.ingest.lines import scrub_messages
 from glasslog.ingest.pipeline import Prepared
 from glasslog.log import MAX_PAGE, MISSING
 from glasslog.query.language import MAX_SEQ
-from glasslog.server import otlp, problems, tiles, ui
+from glasslog.server import erasure, exports, otlp, problems, retention, tiles, ui, vkeys
 from glasslog.server.body import events_of, read_body
 from glasslog.server.metrics import CONTENT_TYPE
 from glasslog.server.prepare import screen
@@ -324,6 +325,10 @@ def create_app(service: Service, *, metrics_public: bool = False) -> FastAPI:
     _routes(app, service, metrics_public=metrics_public)
     app.include_router(_otlp_routes(service))
     app.include_router(tiles.router(service, principal))
+    app.include_router(erasure.router(service, principal))
+    app.include_router(vkeys.router(service, principal))
+    app.include_router(retention.router(service, principal))
+    app.include_router(exports.router(service, principal))
     ui.install(app, service)
     return app
 
@@ -533,7 +538,7 @@ def _routes(app: FastAPI, service: Service, *, metrics_public: bool) -> None:
                    **_errors(404, 503)},
     )  # fmt: skip
     def checkpoint() -> Response:
-        answer = _text(service.log().latest_checkpoint().note)
+        answer = _text(service.witnessing.attach(service.log().latest_checkpoint().note))
         answer.headers["Cache-Control"] = "no-cache"  # tlog-tiles: it changes; revalidate
         return answer
 

@@ -15,18 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from glasslog.access.enforce import AccessDenied
 from glasslog.access.keys import AuthError
 from glasslog.display import pointed
-from glasslog.errors import ConfigError, NotFoundError, QueryError, StoreError
+from glasslog.errors import ConfigError, NotFoundError, PrunedError, QueryError, StoreError
 from glasslog.server.refusal import Problem
 from glasslog.server.writer import QueueFull, WriterStopped
 
@@ -41,6 +42,7 @@ TITLES: Final = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",
+    410: "Gone",
     405: "Method not allowed",
     413: "Content too large",
     415: "Unsupported media type",
@@ -54,6 +56,14 @@ UNAUTHORIZED: Final = (
     "send Authorization: Bearer <API key or OIDC token> with a credential that is valid now"
 )
 """The one 401 text: it does not say which part of a credential was wrong."""
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error answers (its ``responses=``): problem details for each
+    of ``codes``, so that the OpenAPI document names their content type."""
+    return {
+        code: {"content": {PROBLEM: {}}, "description": TITLES.get(code, "Error")} for code in codes
+    }
 
 
 def problem_response(
@@ -117,6 +127,11 @@ def install(app: FastAPI) -> None:
         # About the caller's own roles only (GET /v1/me shows them too).
         return problem_response(403, str(exc), instance=request.url.path)
 
+    @app.exception_handler(PrunedError)
+    async def _pruned(request: Request, exc: PrunedError) -> Response:
+        # The event existed: its seq and leaf stay in the tree, its payload is gone.
+        return problem_response(410, str(exc), instance=request.url.path)
+
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> Response:
         return problem_response(404, str(exc), instance=request.url.path)
@@ -179,10 +194,21 @@ def install(app: FastAPI) -> None:
         )
 
 
+def _flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, those of included routers too (FastAPI keeps an included router as
+    one entry, whose ``original_router`` holds its routes; none is included with a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of every route on the request's path."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _flat_routes(request.app.router.routes):
         if isinstance(route, Route) and route.methods:
             match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
             if match is Match.FULL:

@@ -37,6 +37,7 @@ from glasslog.server.metrics import Metrics
 from glasslog.server.prepare import Outcome, init_worker, prepare_body
 from glasslog.server.syslog import SyslogReceiver, load_mapping
 from glasslog.server.tail import TailHub
+from glasslog.server.witnessing import Witnessing
 from glasslog.server.writer import WriteQueue, WriterStopped
 from glasslog.store import open_store
 from glasslog.workers import worker_pool
@@ -124,6 +125,11 @@ class Service:
         )
         self.auditor = Auditor(self._write_audit, batch=100)
         self.hub = TailHub(self._tree_size, self._parsed_events)
+        self.witnessing = Witnessing(  # self.log() is per thread: called in the witnesses'
+            lambda: self.policy().witnesses,
+            lambda: self.log().store.latest_checkpoint(),  # noqa: PLW0108
+            lambda old, new: self.log().consistency(old, new)["proof"],
+        )
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.syslog: SyslogReceiver | None = None
@@ -146,6 +152,7 @@ class Service:
                 raise
         if self.config.prepare_workers > 0:
             self._pool = self._new_pool()
+        self.witnessing.start()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # Started from the thread that runs the app, which lives as long as the server:
@@ -186,6 +193,7 @@ class Service:
 
     def stop(self) -> None:
         """Record the reads not yet recorded, write what is queued, sign, close."""
+        self.witnessing.stop()
         if self.syslog is not None:
             self.syslog.stop()  # first: what the listeners handed on is then written
         try:

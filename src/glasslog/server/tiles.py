@@ -148,6 +148,12 @@ def router(service: Service, principal: Callable[..., Principal]) -> APIRouter:
                         f"{MAX_ENTRY} an entry bundle can hold; read it with GET /v1/events",
                     )
                 parts.append(struct.pack(">H", len(leaf)) + leaf)
+            if len(parts) != address.width:  # never a short bundle, served as immutable
+                raise Problem(
+                    410,
+                    f"some entries of seqs {first} to {first + address.width - 1} were pruned "
+                    "by retention (docs/retention.md); the hash tiles still cover them",
+                )
             return b"".join(parts)
 
         data = timed("entries", bundle)

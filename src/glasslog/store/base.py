@@ -10,12 +10,13 @@ backends stay simple and the same tests run on both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from glasslog.errors import IntegrityError, NotFoundError, StoreError
+from glasslog.errors import IntegrityError, NotFoundError, PrunedError, StoreError
 from glasslog.ledger.commit import decode_commits, leaf_from_body
 from glasslog.ledger.merkle import HASH_SIZE, NodeReader, leaf_hash, root_of
 from glasslog.ledger.tiles import TILE_WIDTH, Tile, TreeBuilder, node_reader, partial_widths
@@ -149,6 +150,74 @@ class StoredCheckpoint:
     note: str
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What stays of an event whose payload retention removed (docs/retention.md).
+
+    The leaf hash keeps the tree whole; the id keeps a re-sent event a duplicate;
+    ``by`` is the seq of the ``retention.prune`` event that authorised it.
+    """
+
+    seq: int
+    id: bytes
+    time_us: int
+    leaf_hash: bytes
+    by: int
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A legal hold: events matching ``query`` are never pruned or erased while it is active."""
+
+    id: str
+    query: str
+    reason: str
+    created_us: int
+    by: str
+    released_us: int | None = None
+    released_by: str | None = None
+    release_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_us is None
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One erased field, as the append-only ``erasures`` table records it (docs/erasure.md).
+
+    ``by`` is the seq of the ``erasure.erase`` ledger event that authorised it, whose
+    time is ``time_us``.
+    """
+
+    seq: int
+    path: str
+    """The field, as a JSON Pointer: ``/actor/email``."""
+    time_us: int
+    by: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """An event row after erasure: its new stored columns, and its derived data before
+    and after (the stores delete what the old body yielded and the new one does not)."""
+
+    seq: int
+    time_us: int
+    """The event's own time (unchanged): PostgreSQL's partition key, the field rows' time."""
+    body: str
+    commits: str
+    salts: bytes
+    old_text: str
+    """The words indexed for the old body (a contentless FTS5 index needs them to delete)."""
+    text: str
+    old_fields: tuple[tuple[str, str | int | float], ...]
+    fields: tuple[tuple[str, str | int | float], ...]
+    erased: tuple[Erasure, ...]
+
+
 class Store(Protocol):
     """What the pipeline, the CLI and ``verify`` need from a backend."""
 
@@ -276,6 +345,106 @@ class Store(Protocol):
         """
         ...
 
+    # --- Key rotation (issue 14, part 1): the key history in append-only meta rows ---
+
+    def vkey_records(self) -> list[str]:
+        """Every recorded version of the log's key history (JSON), oldest first.
+
+        Empty when the key never rotated. Each rotation or revocation appends the whole
+        new history as one ``meta`` row, so no row is ever changed and every earlier
+        version stays for ``glasslog.identity.vkey_history`` to check the newest against.
+        """
+        ...
+
+    def add_vkey_record(self, number: int, history: str) -> None:
+        """Append version ``number`` (1, 2, …) of the key history.
+
+        Raises :class:`~glasslog.errors.ConflictError` when that version exists already:
+        two rotations raced and only the first may win. On PostgreSQL ``meta`` is the
+        schema owner's, so this needs the owner's DSN (as ``glasslog init`` does).
+        """
+        ...
+
+    # --- Retention and legal holds (issue 14, part 2; docs/retention.md) ---
+
+    def prune(self, leaves: Sequence[tuple[int, bytes]], *, by: int, at_us: int) -> int:
+        """Remove the payloads of the events ``(seq, leaf hash)`` in one transaction.
+
+        Each first gets its append-only ``pruned`` row (seq, id, time, leaf hash, ``by``:
+        the authorising ``retention.prune`` event's seq, ``at_us``), then its row and
+        derived rows (field index, full text, rollup counts) go. Seqs already pruned or
+        absent are skipped. Returns how many were pruned. Hold the writer locks.
+        """
+        ...
+
+    def pruned_leaves(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        """``(seq, leaf hash, by)`` of the pruned seqs with ``start <= seq < end``, by seq."""
+        ...
+
+    def pruned_record(
+        self, *, seq: int | None = None, event_id: bytes | None = None
+    ) -> Pruned | None:
+        """The pruned record of an event by seq or by id, or None when it was not pruned."""
+        ...
+
+    def prune_candidates(self, before_us: int) -> list[int]:
+        """The seqs of the stored events whose time is before ``before_us``, in order:
+        what a retention run examines (read from the time index alone)."""
+        ...
+
+    def events_at(self, seqs: Sequence[int]) -> list[StoredEvent]:
+        """The stored events among ``seqs`` (pruned or unknown ones left out), by seq."""
+        ...
+
+    def reclaim_space(
+        self, locked: Callable[[], AbstractContextManager[object]], *, pause: float
+    ) -> list[str]:
+        """Give the space of pruned rows back (SQLite: full-text merge and incremental
+        vacuum; PostgreSQL: drop emptied month partitions, vacuum the others); what was
+        done, in words. Done in bounded steps, each under ``locked()`` (the writer locks),
+        ``pause`` seconds apart, so that writers go on meanwhile."""
+        ...
+
+    def add_hold(self, hold: Hold) -> None:
+        """Store a new legal hold; the id must be new."""
+        ...
+
+    def holds(self) -> list[Hold]:
+        """Every hold, oldest first, with its release if released."""
+        ...
+
+    def release_hold(self, hold_id: str, *, time_us: int, by: str, reason: str) -> bool:
+        """Record the hold's release; False when it was released already."""
+        ...
+
+    # --- Erasure of a data subject's personal fields (issue 14, part 3; docs/erasure.md) ---
+
+    def erase(self, rewrites: Sequence[Rewrite]) -> None:
+        """Rewrite event rows whose personal values are erased, in one transaction.
+
+        Records each erased field in ``erasures`` first (the only thing that lets an
+        event row change), then replaces body, commits and salts, and brings the full
+        text and field index in line with the new body. Overwritten bytes are zeroed
+        where the backend can (SQLite ``secure_delete``); :meth:`scrub` does the rest.
+        """
+        ...
+
+    def erasures(self) -> list[Erasure]:
+        """Every erased field, by seq and path."""
+        ...
+
+    def actor_events(self, actor_id: str, after: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` stored events whose actor id is ``actor_id`` and seq is above
+        ``after``, by seq: a data subject's events, page by page."""
+        ...
+
+    def scrub(self, rewrites: Sequence[Rewrite]) -> list[str]:
+        """After :meth:`erase` of ``rewrites``: make the erased values leave the store's
+        files and indexes as far as the backend allows (SQLite: full-text merge, WAL
+        truncated; PostgreSQL: vacuum of the partitions when the role may); what was
+        done and what remains, in words."""
+        ...
+
     def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
         """``seq → (commits, salts)`` for the given seqs, in one read (masking a page)."""
         ...
@@ -328,6 +497,12 @@ def no_event_at(seq: int, size: int) -> NotFoundError:
     return NotFoundError(f"no event with seq {seq}; the log holds seq 0 to {size - 1}")
 
 
+def pruned_error(record: Pruned) -> PrunedError:
+    """The error every backend raises for a read of a pruned event: it says when."""
+    at = datetime.fromtimestamp(record.at_us / 1_000_000, UTC)
+    return PrunedError(record.seq, at.isoformat(timespec="seconds").replace("+00:00", "Z"))
+
+
 def no_event_with_id() -> NotFoundError:
     """The error every backend raises for an unknown event id (the id is not echoed)."""
     return NotFoundError("no event with that id")
@@ -375,7 +550,10 @@ def tile_entries(store: Store, level: int, index: int, width: int) -> bytes:
         pass
     if level == 0:
         first = index * TILE_WIDTH
-        hashes = [leaf_hash(leaf_of(e)) for e in store.events(first, first + width)]
+        # A pruned event's leaf hash stays in its ``pruned`` row (retention).
+        by_seq = {seq: h for seq, h, _ in store.pruned_leaves(first, first + width)}
+        by_seq.update((e.seq, leaf_hash(leaf_of(e))) for e in store.events(first, first + width))
+        hashes = [by_seq[seq] for seq in sorted(by_seq)]
         if len(hashes) != width:
             raise IntegrityError(
                 f"events {first}..{first + width - 1} are incomplete: "

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,19 +44,25 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
-from glasslog.errors import DuplicateIdError, StoreError
+from glasslog.derived import field_values
+from glasslog.errors import ConfigError, ConflictError, DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.query.words import tsvector_literal
 from glasslog.store.base import (
     ApiKey,
+    Erasure,
     EventRow,
     FieldRow,
     Grant,
+    Hold,
+    Pruned,
+    Rewrite,
     StoredCheckpoint,
     StoredEvent,
     VerifyRow,
     no_event_at,
     no_event_with_id,
+    pruned_error,
     rollup_counts,
     seq_block_bounds,
     tile_not_stored,
@@ -384,11 +390,229 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
 # Migration 6: the lifecycle of events past the ledger's append: retention (pruned
 # payloads, legal holds) and erasure of a data subject's personal fields
 # (docs/lifecycle.md). Each part is written where its feature lives below.
-_RETENTION = """
-SELECT 1;  -- retention and holds: tables, triggers and owner functions
+_RETENTION = (
+    """
+-- Retention and legal holds (docs/retention.md). A pruned event keeps its event_keys
+-- row (its id stays taken, its seq counted) and gets a pruned row with its leaf hash.
+CREATE TABLE pruned (
+    seq  bigint PRIMARY KEY,
+    id   bytea NOT NULL UNIQUE,
+    time bigint NOT NULL,   -- the event's time, microseconds since the epoch
+    leaf bytea NOT NULL,    -- the 32-byte leaf hash the tree holds
+    by   bigint NOT NULL,   -- seq of the retention.prune event that authorised it
+    at   bigint NOT NULL    -- when it was pruned, microseconds since the epoch
+);
+CREATE TABLE holds (
+    id      text PRIMARY KEY,
+    query   text NOT NULL,
+    reason  text NOT NULL,
+    created bigint NOT NULL,
+    by      text NOT NULL
+);
+CREATE TABLE hold_releases (
+    id     text PRIMARY KEY,
+    time   bigint NOT NULL,
+    by     text NOT NULL,
+    reason text NOT NULL
+);
+
+-- Only retention deletes an event row or its field rows, once its pruned row exists.
+CREATE FUNCTION refuse_unpruned_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NOT EXISTS (SELECT FROM glasslog.pruned WHERE seq = OLD.seq) THEN
+        RAISE EXCEPTION 'glasslog: % are append-only; DELETE refused', TG_ARGV[0]
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN OLD;
+END
+$f$;
+DROP TRIGGER no_delete ON events;
+CREATE TRIGGER no_delete BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION refuse_unpruned_delete('events');
+DROP TRIGGER no_delete ON fields;
+CREATE TRIGGER no_delete BEFORE DELETE ON fields
+    FOR EACH ROW EXECUTE FUNCTION refuse_unpruned_delete('fields');
+
+-- Counters only grow, except by what prune_events takes off for the events it prunes.
+CREATE OR REPLACE FUNCTION rollups_only_grow() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF (NEW.count < OLD.count AND current_setting('glasslog.pruning', true) IS DISTINCT FROM 'on')
+       OR NEW.count < 0 OR NEW.dim <> OLD.dim OR NEW.hour <> OLD.hour OR NEW.value <> OLD.value
+    THEN
+        RAISE EXCEPTION 'glasslog: rollups only grow; this UPDATE refused'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$f$;
+
+-- The application role has no DELETE: it prunes through this owner function, which
+-- records each event as pruned (with the leaf hash the caller computed: verify checks
+-- it against the tree), deletes the field rows the caller derived from the bodies,
+-- takes the events' counts off the rollups, and deletes the rows (tsv goes with them).
+CREATE FUNCTION prune_events(
+    p_seqs bigint[], p_leaves bytea[], p_by bigint, p_at bigint,
+    p_keys integer[], p_values jsonb[], p_times bigint[], p_fseqs bigint[]
+) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+DECLARE
+    n integer;
+BEGIN
+    IF NOT EXISTS (SELECT FROM event_keys WHERE seq = p_by) THEN
+        RAISE EXCEPTION 'glasslog: pruning needs the authorising retention.prune event';
+    END IF;
+    CREATE TEMPORARY TABLE IF NOT EXISTS glasslog_pruning (seq bigint, time bigint)
+        ON COMMIT DELETE ROWS;
+    DELETE FROM glasslog_pruning;
+    INSERT INTO glasslog_pruning
+        SELECT k.seq, k.time FROM unnest(p_seqs) AS t(seq)
+        JOIN event_keys k ON k.seq = t.seq
+        WHERE t.seq < p_by AND NOT EXISTS (SELECT FROM pruned p WHERE p.seq = t.seq);
+    INSERT INTO pruned (seq, id, time, leaf, by, at)
+        SELECT k.seq, k.id, k.time, t.leaf, p_by, p_at
+        FROM unnest(p_seqs, p_leaves) AS t(seq, leaf)
+        JOIN glasslog_pruning g ON g.seq = t.seq JOIN event_keys k ON k.seq = t.seq;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM fields f
+        USING unnest(p_keys, p_values, p_times, p_fseqs) AS t(key, value, time, seq)
+        JOIN glasslog_pruning g ON g.seq = t.seq
+        WHERE f.key = t.key AND f.value = t.value AND f.time = t.time AND f.seq = t.seq;
+    PERFORM set_config('glasslog.pruning', 'on', true);
+    UPDATE rollups r SET count = r.count - c.n
+        FROM (SELECT d.dim, floor(e.time::numeric / 3600000000)::bigint AS hour, d.value,
+                     count(*) AS n
+              FROM glasslog_pruning g JOIN events e ON e.seq = g.seq AND e.time = g.time
+              CROSS JOIN LATERAL (VALUES ('service', e.service), ('action', e.action),
+                  ('actor_id', e.actor_id), ('outcome', e.outcome)) AS d(dim, value)
+              GROUP BY 1, 2, 3) c
+        WHERE r.dim = c.dim AND r.hour = c.hour AND r.value = c.value;
+    PERFORM set_config('glasslog.pruning', 'off', true);
+    DELETE FROM events e USING glasslog_pruning g WHERE e.seq = g.seq AND e.time = g.time;
+    RETURN n;
+END
+$f$;
+REVOKE ALL ON FUNCTION prune_events(bigint[], bytea[], bigint, bigint, integer[], jsonb[],
+    bigint[], bigint[]) FROM PUBLIC;
+
+-- Drops the partition of month (y, m) once every event of it was pruned (it is empty
+-- and every key of that month has a pruned row): its space goes back at once.
+CREATE FUNCTION drop_pruned_month(y integer, m integer) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+DECLARE
+    part  text;
+    first bigint;
+    last  bigint;
+    empty boolean;
+BEGIN
+    part := format('events_%s_%s', lpad(y::text, 4, '0'), lpad(m::text, 2, '0'));
+    IF to_regclass(format('glasslog.%I', part)) IS NULL THEN
+        RETURN false;
+    END IF;
+    first := (extract(epoch FROM make_timestamptz(y, m, 1, 0, 0, 0, 'UTC')) * 1000000)::bigint;
+    last := (extract(epoch FROM make_timestamptz(y, m, 1, 0, 0, 0, 'UTC') + interval '1 month')
+             * 1000000)::bigint;
+    IF last > (extract(epoch FROM now()) * 1000000)::bigint THEN
+        RETURN false;  -- the current month, or a later one: events may still arrive
+    END IF;
+    EXECUTE format('SELECT NOT EXISTS (SELECT FROM glasslog.%I)', part) INTO empty;
+    IF NOT empty OR EXISTS (
+        SELECT FROM event_keys k WHERE k.time >= first AND k.time < last
+            AND NOT EXISTS (SELECT FROM pruned p WHERE p.seq = k.seq)
+    ) THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE glasslog.%I', part);
+    RETURN true;
+END
+$f$;
+REVOKE ALL ON FUNCTION drop_pruned_month(integer, integer) FROM PUBLIC;
+"""  # noqa: S608 - fixed text: nothing from outside reaches this SQL
+    + "".join(
+        f"""
+CREATE TRIGGER no_update BEFORE UPDATE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_delete BEFORE DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('{table}');
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('{table}');
 """
+        for table in ("pruned", "holds", "hold_releases")
+    )
+)
 _ERASURE = """
-SELECT 1;  -- erasure: tables, triggers and owner functions
+-- Erasure (docs/erasure.md): one row per erased field, written by erase_event in the
+-- transaction that rewrites the event row, before it.
+CREATE TABLE erasures (
+    seq    bigint NOT NULL,   -- the event whose field was erased
+    path   text NOT NULL,     -- the field, as a JSON Pointer
+    time   bigint NOT NULL,   -- when: the erasure.erase event's time, microseconds
+    by_seq bigint NOT NULL,   -- seq of the erasure.erase event that authorised it
+    PRIMARY KEY (seq, path)
+);
+CREATE TRIGGER no_update BEFORE UPDATE ON erasures
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('erasures');
+CREATE TRIGGER no_delete BEFORE DELETE ON erasures
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('erasures');
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON erasures
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('erasures');
+
+-- An event row changes only by erasure: once its erasures rows exist, and only in
+-- body, commits, salts and tsv (the leaf stays the same; verify checks every byte).
+CREATE FUNCTION events_erased_only() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NOT EXISTS (SELECT FROM glasslog.erasures WHERE seq = OLD.seq)
+       OR (NEW.seq, NEW.id, NEW.time, NEW.service, NEW.action, NEW.actor_id, NEW.outcome,
+           NEW.request_id, NEW.trace_id)
+          IS DISTINCT FROM (OLD.seq, OLD.id, OLD.time, OLD.service, OLD.action,
+           OLD.actor_id, OLD.outcome, OLD.request_id, OLD.trace_id) THEN
+        RAISE EXCEPTION 'glasslog: events are append-only; UPDATE refused'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$f$;
+DROP TRIGGER no_update ON events;
+CREATE TRIGGER no_update BEFORE UPDATE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_erased_only();
+
+-- The application role has no UPDATE or DELETE: it erases through this owner function,
+-- which records the erased fields, rewrites the row, and deletes the field-index rows
+-- the old body yielded and the new one does not. The field index's own guard against
+-- deletes (retention's) is lifted for this transaction only: ALTER TABLE takes a lock
+-- held to the end of the transaction, so no other session sees it lifted.
+CREATE FUNCTION erase_event(p_seq bigint, p_body text, p_commits text, p_salts bytea,
+    p_words text, p_paths text[], p_time bigint, p_by bigint, p_gone_keys integer[],
+    p_gone_values jsonb[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, glasslog AS $f$
+DECLARE
+    ev_time bigint;
+BEGIN
+    SELECT k.time INTO ev_time FROM event_keys k WHERE k.seq = p_seq;
+    IF ev_time IS NULL THEN
+        RAISE EXCEPTION 'glasslog: no event with seq % to erase', p_seq;
+    END IF;
+    IF NOT EXISTS (SELECT FROM event_keys k WHERE k.seq = p_by AND k.seq > p_seq) THEN
+        RAISE EXCEPTION 'glasslog: the erasure event % is not stored after seq %', p_by, p_seq
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF coalesce(cardinality(p_paths), 0) = 0 THEN
+        RAISE EXCEPTION 'glasslog: an erasure names the fields it erases';
+    END IF;
+    INSERT INTO erasures (seq, path, time, by_seq)
+        SELECT p_seq, path, p_time, p_by FROM unnest(p_paths) AS u(path);
+    UPDATE events SET body = p_body, commits = p_commits, salts = p_salts,
+        tsv = p_words::tsvector
+        WHERE seq = p_seq AND time = ev_time;
+    IF coalesce(cardinality(p_gone_keys), 0) > 0 THEN
+        ALTER TABLE glasslog.fields DISABLE TRIGGER USER;
+        DELETE FROM fields f USING unnest(p_gone_keys, p_gone_values) AS g(key, value)
+            WHERE f.key = g.key AND f.value = g.value AND f.time = ev_time AND f.seq = p_seq;
+        ALTER TABLE glasslog.fields ENABLE TRIGGER USER;
+    END IF;
+END
+$f$;
+REVOKE ALL ON FUNCTION erase_event(bigint, text, text, bytea, text, text[], bigint, bigint,
+    integer[], jsonb[]) FROM PUBLIC;
 """
 
 _MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -423,6 +647,14 @@ REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON rollups, seq_blocks FROM {APP_ROLE};
 GRANT EXECUTE ON FUNCTION add_rollups(text[], bigint[], text[], bigint[]) TO {APP_ROLE};
 GRANT EXECUTE ON FUNCTION widen_seq_blocks(bigint[], bigint[], bigint[]) TO {APP_ROLE};
 GRANT EXECUTE ON FUNCTION ensure_month(integer, integer) TO {APP_ROLE};
+GRANT SELECT ON pruned TO {APP_ROLE};
+GRANT SELECT, INSERT ON holds, hold_releases TO {APP_ROLE};
+GRANT EXECUTE ON FUNCTION prune_events(bigint[], bytea[], bigint, bigint, integer[], jsonb[],
+    bigint[], bigint[]) TO {APP_ROLE};
+GRANT EXECUTE ON FUNCTION drop_pruned_month(integer, integer) TO {APP_ROLE};
+GRANT SELECT ON erasures TO {APP_ROLE};
+GRANT EXECUTE ON FUNCTION erase_event(bigint, text, text, bytea, text, text[], bigint, bigint,
+    integer[], jsonb[]) TO {APP_ROLE};
 """  # noqa: S608 - fixed names only, nothing from outside
 
 _STAGING = """
@@ -628,6 +860,277 @@ class PostgresStore:
             )
         if found != SCHEMA_VERSION:
             raise self._version_problem(found)
+
+    # --- Erasure of a data subject's personal fields (issue 14, part 3; docs/erasure.md) ---
+
+    def erase(self, rewrites: Sequence[Rewrite]) -> None:
+        """Rewrite the rows through the owner's ``erase_event`` (the application role has
+        no UPDATE), in one transaction; new field-index rows, if the new body yields
+        any, are inserted as ingest does."""
+        if not rewrites:
+            return
+        dumps = json.dumps
+        try:
+            self._ensure_field_keys(
+                {path for r in rewrites for path, _ in (*r.old_fields, *r.fields)}
+            )
+            keys = self._field_keys
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                for r in rewrites:
+                    new, old = set(r.fields), set(r.old_fields)
+                    gone = [(p, v) for p, v in r.old_fields if (p, v) not in new and p in keys]
+                    cur.execute(
+                        "SELECT erase_event(%s, %s, %s, %s, %s, %s::text[], %s, %s,"
+                        " %s::integer[], %s::jsonb[])",
+                        (
+                            r.seq, r.body, r.commits, r.salts, tsvector_literal(r.text),
+                            [e.path for e in r.erased], r.erased[0].time_us, r.erased[0].by,
+                            [keys[p] for p, _ in gone], [dumps(v) for _, v in gone],
+                        ),
+                    )  # fmt: skip
+                    added = [(p, v) for p, v in r.fields if (p, v) not in old]
+                    if added:
+                        cur.executemany(
+                            "INSERT INTO fields (key, value, time, seq) VALUES (%s, %s, %s, %s)",
+                            [(keys[p], dumps(v), r.time_us, r.seq) for p, v in added],
+                        )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "erasing fields") from exc
+
+    def _ensure_field_keys(self, paths: set[str]) -> None:
+        """Make sure each metadata path has its ``field_keys`` id (cached)."""
+        wanted = sorted(paths - self._field_keys.keys())
+        if not wanted:
+            return
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO field_keys (path) SELECT unnest(%s::text[])"
+                " ON CONFLICT (path) DO NOTHING",
+                (wanted,),
+            )
+            found = self._conn.execute(
+                "SELECT path, id FROM field_keys WHERE path = ANY(%s)", (wanted,)
+            ).fetchall()
+        self._field_keys.update(found)
+
+    def erasures(self) -> list[Erasure]:
+        return [
+            Erasure(int(seq), str(path), int(time_us), int(by))
+            for seq, path, time_us, by in self._query(
+                "SELECT seq, path, time, by_seq FROM erasures ORDER BY seq, path", ()
+            )
+        ]
+
+    def actor_events(self, actor_id: str, after: int, limit: int) -> list[StoredEvent]:
+        return [
+            StoredEvent(seq, body, commits, bytes(salts))
+            for seq, body, commits, salts in self._query(
+                "SELECT seq, body, commits, salts FROM events WHERE actor_id = %s AND seq > %s"
+                " ORDER BY seq LIMIT %s",
+                (actor_id, after, limit),
+            )
+        ]
+
+    def scrub(self, rewrites: Sequence[Rewrite]) -> list[str]:
+        """VACUUM the month partitions that held the rewritten rows, and the field index,
+        so that the old row versions are removed, when this role owns them (vacuum
+        needs the owner). PostgreSQL's WAL and any base backup keep the old values
+        until they are recycled or expire: docs/erasure.md says how long."""
+        months = sorted({_month_of_day(r.time_us // _DAY_US) for r in rewrites})
+        tables = [f"events_{y:04d}_{m:02d}" for y, m in months] + ["fields"]
+        done: list[str] = []
+        skipped: list[str] = []
+        try:
+            for table in tables:
+                owned = self._query_one(
+                    "SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = %s AND c.relname = %s",
+                    (SCHEMA, table),
+                )
+                if owned is None:
+                    continue
+                if not owned[0]:
+                    skipped.append(table)
+                    continue
+                # A fixed name built from digits above, never from input.
+                self._conn.execute(f"VACUUM {SCHEMA}.{table}")
+                done.append(table)
+        except psycopg.Error as exc:
+            raise _wrap(exc, "vacuuming after an erasure") from exc
+        said = []
+        if done:
+            said.append(f"vacuumed {', '.join(done)}: the old row versions are gone")
+        if skipped:
+            said.append(
+                f"could not vacuum {', '.join(skipped)} (this role does not own them): "
+                "autovacuum removes the old row versions later, or run VACUUM as the owner"
+            )
+        said.append(
+            "PostgreSQL's WAL and backups keep the old values until they are recycled "
+            "or expire (docs/erasure.md)"
+        )
+        return said
+
+    # --- Retention and legal holds (issue 14, part 2; docs/retention.md) ---
+
+    def prune(self, leaves: Sequence[tuple[int, bytes]], *, by: int, at_us: int) -> int:
+        """Through the owner's ``prune_events`` (migration 6): the application role has
+        no DELETE. The field rows to delete are derived here from the bodies, so the
+        function deletes them by the index's key instead of scanning for their seqs."""
+        wanted = dict(leaves)
+        if not wanted:
+            return 0
+        seqs = sorted(wanted)
+        try:
+            with self._conn.transaction():
+                rows = self._conn.execute(
+                    "SELECT e.seq, e.time, e.body FROM event_keys k"
+                    " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.seq = ANY(%s)",
+                    (seqs,),
+                ).fetchall()
+                keys = dict(self._conn.execute("SELECT path, id FROM field_keys").fetchall())
+                fields: list[tuple[int, str, int, int]] = []
+                for seq, time_us, body in rows:
+                    try:
+                        metadata = json.loads(body).get("metadata")
+                    except (ValueError, AttributeError):
+                        metadata = None
+                    if isinstance(metadata, dict):
+                        fields.extend(
+                            (keys[path], json.dumps(value), time_us, seq)
+                            for path, value in field_values(metadata)
+                            if path in keys
+                        )
+                found = self._conn.execute(
+                    "SELECT prune_events(%s::bigint[], %s::bytea[], %s, %s, %s::integer[],"
+                    " %s::jsonb[], %s::bigint[], %s::bigint[])",
+                    (
+                        seqs,
+                        [wanted[seq] for seq in seqs],
+                        by,
+                        at_us,
+                        [f[0] for f in fields],
+                        [f[1] for f in fields],
+                        [f[2] for f in fields],
+                        [f[3] for f in fields],
+                    ),
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise _wrap(exc, "pruning events") from exc
+        return int(found[0]) if found is not None else 0
+
+    def pruned_leaves(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        return [
+            (int(seq), bytes(leaf), int(by))
+            for seq, leaf, by in self._query(
+                "SELECT seq, leaf, by FROM pruned WHERE seq >= %s AND seq < %s ORDER BY seq",
+                (start, end),
+            )
+        ]
+
+    def pruned_record(
+        self, *, seq: int | None = None, event_id: bytes | None = None
+    ) -> Pruned | None:
+        if seq is not None:
+            row = self._query_one(
+                "SELECT seq, id, time, leaf, by, at FROM pruned WHERE seq = %s", (seq,)
+            )
+        else:
+            row = self._query_one(
+                "SELECT seq, id, time, leaf, by, at FROM pruned WHERE id = %s", (event_id,)
+            )
+        if row is None:
+            return None
+        return Pruned(
+            int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]), int(row[4]), int(row[5])
+        )
+
+    def prune_candidates(self, before_us: int) -> list[int]:
+        return [
+            int(seq)
+            for (seq,) in self._query(
+                "SELECT seq FROM events WHERE time < %s ORDER BY seq", (before_us,)
+            )
+        ]
+
+    def events_at(self, seqs: Sequence[int]) -> list[StoredEvent]:
+        if not seqs:
+            return []
+        return [
+            StoredEvent(*row)
+            for row in self._query(
+                "SELECT e.seq, e.body, e.commits, e.salts FROM event_keys k"
+                " JOIN events e ON e.time = k.time AND e.seq = k.seq WHERE k.seq = ANY(%s)"
+                " ORDER BY e.seq",
+                (sorted(seqs),),
+            )
+        ]
+
+    def reclaim_space(
+        self, locked: Callable[[], AbstractContextManager[object]], *, pause: float
+    ) -> list[str]:
+        """Drop the month partitions whose every event was pruned (their space goes back
+        at once), then vacuum what rows were deleted from, so new rows reuse the space.
+
+        The drops run under the writer locks (no batch may be writing into a month
+        while it is found empty and dropped); the vacuum does not: it takes minutes on a
+        large store and never blocks inserts. Only the tables' owner may vacuum them:
+        for another role PostgreSQL skips them with a warning, and autovacuum does it.
+        """
+        del pause  # one step each
+        done: list[str] = []
+        try:
+            dropped = []
+            with locked():
+                parts = self._query(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent = 'glasslog.events'::regclass ORDER BY c.relname",
+                    (),
+                )
+                for (name,) in parts:
+                    year, month = (int(x) for x in str(name).split("_")[1:3])
+                    row = self._query_one("SELECT drop_pruned_month(%s, %s)", (year, month))
+                    if row is not None and row[0]:
+                        dropped.append(f"{year:04d}-{month:02d}")
+                        self._months.discard((year, month))
+            if dropped:
+                done.append(f"dropped the partitions of {', '.join(dropped)}: every event pruned")
+            self._conn.execute("VACUUM events, fields, rollups")
+            done.append("vacuumed events, fields and rollups (their space is reused)")
+        except psycopg.Error as exc:
+            raise _wrap(exc, "reclaiming space") from exc
+        return done
+
+    def add_hold(self, hold: Hold) -> None:
+        try:
+            self._conn.execute(
+                "INSERT INTO holds (id, query, reason, created, by) VALUES (%s, %s, %s, %s, %s)",
+                (hold.id, hold.query, hold.reason, hold.created_us, hold.by),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "storing a hold") from exc
+
+    def holds(self) -> list[Hold]:
+        return [
+            Hold(*row)
+            for row in self._query(
+                "SELECT h.id, h.query, h.reason, h.created, h.by, r.time, r.by, r.reason"
+                " FROM holds h LEFT JOIN hold_releases r ON r.id = h.id ORDER BY h.created, h.id",
+                (),
+            )
+        ]
+
+    def release_hold(self, hold_id: str, *, time_us: int, by: str, reason: str) -> bool:
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO hold_releases (id, time, by, reason)"
+                " SELECT id, %s, %s, %s FROM holds WHERE id = %s ON CONFLICT (id) DO NOTHING",
+                (time_us, by, reason, hold_id),
+            )
+        except psycopg.Error as exc:
+            raise _wrap(exc, "releasing a hold") from exc
+        return cur.rowcount == 1
 
     def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
         if not seqs:
@@ -835,21 +1338,29 @@ class PostgresStore:
     def find_ids(self, ids: Sequence[bytes]) -> dict[bytes, StoredEvent]:
         if not ids:
             return {}
-        return {
+        found = {
             row[0]: StoredEvent(row[1], row[2], row[3], row[4])
             for row in self._query(_BY_IDS, (list(ids),))
         }
+        # A pruned event's id stays taken (retention): known, with no body left.
+        for event_id, seq in self._query(
+            "SELECT id, seq FROM pruned WHERE id = ANY(%s)", (list(ids),)
+        ):
+            found[bytes(event_id)] = StoredEvent(int(seq), "", "", b"")
+        return found
 
     def get(self, seq: int) -> StoredEvent:
         row = self._query_one(_BY_SEQ, (seq,))
         if row is None:
-            raise no_event_at(seq, self.size())
+            record = self.pruned_record(seq=seq)
+            raise no_event_at(seq, self.size()) if record is None else pruned_error(record)
         return StoredEvent(*row)
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
         row = self._query_one(_BY_ID, (event_id,))
         if row is None:
-            raise no_event_with_id()
+            record = self.pruned_record(event_id=event_id)
+            raise no_event_with_id() if record is None else pruned_error(record)
         return StoredEvent(*row)
 
     def events(self, start: int, end: int) -> Iterator[StoredEvent]:
@@ -1030,6 +1541,36 @@ class PostgresStore:
         bound = self.identity()
         assert bound is not None  # inserted above, or already there
         return bound
+
+    # --- Key rotation (issue 14, part 1): the key history in append-only meta rows ---
+
+    def vkey_records(self) -> list[str]:
+        try:
+            rows = self._conn.execute(
+                "SELECT value FROM meta WHERE key ~ '^vkeys\\.[0-9]+$' ORDER BY key"
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise _wrap(exc, "reading the key history") from exc
+        return [str(row[0]) for row in rows]
+
+    def add_vkey_record(self, number: int, history: str) -> None:
+        """Append a version of the key history; ``meta`` is the owner's, like ``vkey``."""
+        try:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s)", (f"vkeys.{number:06d}", history)
+            )
+        except psycopg.errors.UniqueViolation:
+            raise ConflictError(
+                f"the key history changed while this change was made (version {number} exists "
+                "already); run the command again"
+            ) from None
+        except psycopg.errors.InsufficientPrivilege:
+            raise ConfigError(
+                "recording the key history: this role may not write the store's meta table; "
+                "rotate or revoke keys with the schema owner's DSN (the one `glasslog init` used)"
+            ) from None
+        except psycopg.Error as exc:
+            raise _wrap(exc, "recording the key history") from exc
 
     def optimize(self, *, written: int | None = None) -> None:
         """Refresh the planner's statistics and the visibility map (VACUUM ANALYZE).

@@ -16,25 +16,31 @@ import json
 import os
 import sqlite3
 import stat
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from glasslog.derived import field_values, search_text
-from glasslog.errors import DuplicateIdError, StoreError
+from glasslog.errors import ConflictError, DuplicateIdError, StoreError
 from glasslog.ledger.tiles import Tile
 from glasslog.store.base import (
     ApiKey,
+    Erasure,
     EventRow,
     FieldRow,
     Grant,
+    Hold,
+    Pruned,
+    Rewrite,
     StoredCheckpoint,
     StoredEvent,
     VerifyRow,
     no_event_at,
     no_event_with_id,
+    pruned_error,
     rollup_counts,
     seq_block_bounds,
     tile_not_stored,
@@ -51,10 +57,80 @@ derive the same words from the body (see ``_migrate_to_4``).
 (``_RETENTION``, ``_ERASURE``; docs/lifecycle.md)."""
 
 _RETENTION = """
--- Retention and legal holds (docs/lifecycle.md).
+-- Retention and legal holds (docs/retention.md). A pruned event keeps its place in the
+-- tree through this row (its leaf hash), and its id stays taken.
+CREATE TABLE IF NOT EXISTS pruned (
+    seq  INTEGER PRIMARY KEY,
+    id   BLOB NOT NULL UNIQUE,
+    time INTEGER NOT NULL,   -- the event's time, microseconds since the epoch
+    leaf BLOB NOT NULL,      -- the 32-byte leaf hash the tree holds
+    by   INTEGER NOT NULL,   -- seq of the retention.prune event that authorised it
+    at   INTEGER NOT NULL    -- when it was pruned, microseconds since the epoch
+);
+CREATE TABLE IF NOT EXISTS holds (
+    id      TEXT PRIMARY KEY,
+    query   TEXT NOT NULL,
+    reason  TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    by      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hold_releases (
+    id     TEXT PRIMARY KEY,
+    time   INTEGER NOT NULL,
+    by     TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS pruned_no_update BEFORE UPDATE ON pruned
+BEGIN SELECT RAISE(ABORT, 'glasslog: pruned are append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS pruned_no_delete BEFORE DELETE ON pruned
+BEGIN SELECT RAISE(ABORT, 'glasslog: pruned are append-only; DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS holds_no_update BEFORE UPDATE ON holds
+BEGIN SELECT RAISE(ABORT, 'glasslog: holds are append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS holds_no_delete BEFORE DELETE ON holds
+BEGIN SELECT RAISE(ABORT, 'glasslog: holds are append-only; DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS hold_releases_no_update BEFORE UPDATE ON hold_releases
+BEGIN SELECT RAISE(ABORT, 'glasslog: hold_releases are append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS hold_releases_no_delete BEFORE DELETE ON hold_releases
+BEGIN SELECT RAISE(ABORT, 'glasslog: hold_releases are append-only; DELETE refused'); END;
+-- Only retention deletes an event (or its field rows), and only once its pruned row
+-- is written: these replace the plain refusals of the append-only tables.
+DROP TRIGGER IF EXISTS events_no_delete;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM pruned WHERE seq = OLD.seq)
+BEGIN SELECT RAISE(ABORT, 'glasslog: events are append-only; DELETE refused'); END;
+DROP TRIGGER IF EXISTS fields_no_delete;
+CREATE TRIGGER fields_no_delete BEFORE DELETE ON fields
+    WHEN NOT EXISTS (SELECT 1 FROM pruned WHERE seq = OLD.seq)
+BEGIN SELECT RAISE(ABORT, 'glasslog: fields are append-only; DELETE refused'); END;
+-- A pruned event's id stays taken: a re-sent event is a duplicate, never a new row.
+CREATE TRIGGER IF NOT EXISTS events_id_not_pruned BEFORE INSERT ON events
+    WHEN EXISTS (SELECT 1 FROM pruned WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: events.id (pruned by retention)'); END;
 """
 _ERASURE = """
--- Erasure of a data subject's personal fields (docs/lifecycle.md).
+-- Erasure of a data subject's personal fields (docs/erasure.md): one row per erased
+-- field, written in the transaction that rewrites the event row, before it.
+CREATE TABLE IF NOT EXISTS erasures (
+    seq    INTEGER NOT NULL,   -- the event whose field was erased
+    path   TEXT NOT NULL,      -- the field, as a JSON Pointer
+    time   INTEGER NOT NULL,   -- when: the erasure.erase event's time, microseconds
+    by_seq INTEGER NOT NULL,   -- seq of the erasure.erase event that authorised it
+    PRIMARY KEY (seq, path)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS erasures_no_update BEFORE UPDATE ON erasures
+BEGIN SELECT RAISE(ABORT, 'glasslog: erasures are append-only; UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS erasures_no_delete BEFORE DELETE ON erasures
+BEGIN SELECT RAISE(ABORT, 'glasslog: erasures are append-only; DELETE refused'); END;
+-- An event row changes only by erasure: once its erasures rows are written, and only
+-- in body, commits and salts (the leaf stays the same; verify checks every byte).
+DROP TRIGGER IF EXISTS events_no_update;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM erasures WHERE seq = OLD.seq)
+      OR NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.time IS NOT OLD.time
+      OR NEW.service IS NOT OLD.service OR NEW.action IS NOT OLD.action
+      OR NEW.actor_id IS NOT OLD.actor_id OR NEW.outcome IS NOT OLD.outcome
+      OR NEW.request_id IS NOT OLD.request_id OR NEW.trace_id IS NOT OLD.trace_id
+BEGIN SELECT RAISE(ABORT, 'glasslog: events are append-only; UPDATE refused'); END;
 """
 
 _APPEND_ONLY = (
@@ -261,6 +337,37 @@ _FTS_TWIN = (
 )
 """A TEMP twin of ``events_fts`` whose content is the bodies' words, holding a copy of
 ``events_fts``'s index tables (replacing those of the empty twin)."""
+
+
+@contextmanager
+def suspended_triggers(conn: sqlite3.Connection, *names: str) -> Iterator[None]:
+    """Drop the named guard triggers for a moment of the caller's transaction, then make
+    them again from their own SQL (as ``_migrate_to_2`` does): the one way the store
+    itself lowers a counter, inside the transaction that removes what was counted."""
+    marks = ",".join("?" * len(names))
+    guards = conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",  # noqa: S608
+        names,
+    ).fetchall()
+    for name, _ in guards:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    yield
+    for _, sql in guards:
+        conn.execute(sql)
+
+
+_STORED = "SELECT seq, body, commits, salts FROM events"
+_PRUNE_READ = "SELECT seq, id, time, service, action, actor_id, outcome, body FROM events"
+
+
+class _CountedRow(NamedTuple):
+    """The columns a rollup counts, read back from a row about to be pruned."""
+
+    time_us: int
+    service: str
+    action: str
+    actor_id: str
+    outcome: str
 
 
 def _text_of(body: str) -> str:
@@ -493,8 +600,13 @@ class SQLiteStore:
         self._conn.execute("COMMIT")
 
     def size(self) -> int:
-        row = self._query_one("SELECT max(seq) FROM events", ())
-        return 0 if row is None or row[0] is None else int(row[0]) + 1
+        # A pruned event keeps its seq: the newest may be pruned, never forgotten.
+        row = self._query_one(
+            "SELECT max(coalesce((SELECT max(seq) FROM events), -1),"
+            " coalesce((SELECT max(seq) FROM pruned), -1))",
+            (),
+        )
+        return int(row[0]) + 1
 
     def append(self, rows: Sequence[EventRow], tiles: Sequence[Tile]) -> None:
         known = len(self._field_keys)
@@ -550,12 +662,17 @@ class SQLiteStore:
             sql = f"SELECT id, seq, body, commits, salts FROM events WHERE id IN ({marks})"  # noqa: S608
             for row in self._query(sql, chunk):
                 found[row[0]] = StoredEvent(row[1], row[2], row[3], row[4])
+            # A pruned event's id stays taken (retention): known, with no body left.
+            sql = f"SELECT CAST(id AS BLOB), seq FROM pruned WHERE id IN ({marks})"  # noqa: S608
+            for event_id, seq in self._query(sql, chunk):
+                found[event_id] = StoredEvent(seq, "", "", b"")
         return found
 
     def get(self, seq: int) -> StoredEvent:
         row = self._query_one("SELECT seq, body, commits, salts FROM events WHERE seq = ?", (seq,))
         if row is None:
-            raise no_event_at(seq, self.size())
+            record = self.pruned_record(seq=seq)
+            raise no_event_at(seq, self.size()) if record is None else pruned_error(record)
         return StoredEvent(*row)
 
     def get_by_id(self, event_id: bytes) -> StoredEvent:
@@ -565,7 +682,8 @@ class SQLiteStore:
             (event_id,),
         )
         if row is None:
-            raise no_event_with_id()
+            record = self.pruned_record(event_id=event_id)
+            raise no_event_with_id() if record is None else pruned_error(record)
         return StoredEvent(*row)
 
     def events(self, start: int, end: int) -> Iterator[StoredEvent]:
@@ -739,7 +857,7 @@ class SQLiteStore:
 
     def seq_bounds(self) -> tuple[int, int, int | None, int | None]:
         count, low, high = self._query_one("SELECT count(*), min(seq), max(seq) FROM events", ())
-        return (0 if high is None else int(high) + 1), int(count), low, high
+        return self.size(), int(count), low, high
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
         row = self._query_one("SELECT size, note FROM checkpoints WHERE size = ?", (size,))
@@ -760,6 +878,339 @@ class SQLiteStore:
         bound = self.identity()
         assert bound is not None  # inserted above, or already there
         return bound
+
+    # --- Key rotation (issue 14, part 1): the key history in append-only meta rows ---
+
+    def vkey_records(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT value FROM meta WHERE key GLOB 'vkeys.[0-9]*' ORDER BY key"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def add_vkey_record(self, number: int, history: str) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)", (f"vkeys.{number:06d}", history)
+                )
+        except sqlite3.IntegrityError:
+            raise ConflictError(
+                f"the key history changed while this change was made (version {number} exists "
+                "already); run the command again"
+            ) from None
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "recording the key history") from exc
+
+    # --- Retention and legal holds (issue 14, part 2; docs/retention.md) ---
+
+    def prune(self, leaves: Sequence[tuple[int, bytes]], *, by: int, at_us: int) -> int:
+        """Record each event as pruned, then delete its row and what was derived from it.
+
+        Full text is contentless, so FTS5's ``delete`` needs the event's words: they are
+        derived from the body before the row goes, as ingest derived them. The rollups
+        only grow under their guard triggers; the counts of the pruned events are taken
+        off with the guards dropped and recreated inside this transaction (as
+        ``_migrate_to_2`` does), so counts stay equal to what searches find. Time bounds
+        of ``seq_blocks`` are left wider than needed, which costs nothing but a block read.
+        """
+        conn = self._conn
+        wanted = dict(leaves)
+        if not wanted:
+            return 0
+        try:
+            with self._transaction():
+                rows = []
+                seqs = sorted(wanted)
+                for start in range(0, len(seqs), 500):
+                    chunk = seqs[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    # Only '?' placeholders are spliced into the SQL; seqs are parameters.
+                    sql = _PRUNE_READ + f" WHERE seq IN ({marks})"
+                    rows.extend(conn.execute(sql, chunk).fetchall())
+                if not rows:
+                    return 0
+                conn.executemany(
+                    "INSERT INTO pruned (seq, id, time, leaf, by, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r[0], r[1], r[2], wanted[r[0]], by, at_us) for r in rows],
+                )
+                words: list[tuple[int, str]] = []
+                fields: list[tuple[int, object, int, int]] = []
+                keys = dict(conn.execute("SELECT path, id FROM field_keys").fetchall())
+                for r in rows:
+                    try:
+                        event = json.loads(r[7])
+                        text = search_text(event)
+                    except (ValueError, TypeError, AttributeError):
+                        event, text = None, ""  # as _text_of: an undecodable body has no words
+                    words.append((r[0], text))
+                    metadata = event.get("metadata") if isinstance(event, dict) else None
+                    if isinstance(metadata, dict):
+                        fields.extend(
+                            (keys[path], value, r[2], r[0])
+                            for path, value in field_values(metadata)
+                            if path in keys
+                        )
+                conn.executemany(
+                    "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)",
+                    words,
+                )
+                conn.executemany(
+                    "DELETE FROM fields WHERE key = ? AND value = ? AND time = ? AND seq = ?",
+                    fields,
+                )
+                self._take_off_counts(rows)
+                conn.executemany("DELETE FROM events WHERE seq = ?", [(r[0],) for r in rows])
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "pruning events") from exc
+        return len(rows)
+
+    def _take_off_counts(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Lower the rollups by the pruned events' counts (inside the caller's transaction)."""
+        conn = self._conn
+        counted = [
+            _CountedRow(time_us=r[2], service=r[3], action=r[4], actor_id=r[5], outcome=r[6])
+            for r in rows
+        ]
+        with suspended_triggers(conn, "rollups_only_grow", "rollups_no_delete"):
+            conn.executemany(
+                "UPDATE rollups SET count = count - ? WHERE dim = ? AND hour = ? AND value = ?",
+                [(n, dim, hour, value) for (dim, hour, value), n in rollup_counts(counted).items()],
+            )
+            conn.execute("DELETE FROM rollups WHERE count <= 0")
+
+    def pruned_leaves(self, start: int, end: int) -> list[tuple[int, bytes, int]]:
+        return [
+            (int(seq), bytes(leaf), int(by))
+            for seq, leaf, by in self._query(
+                "SELECT seq, CAST(leaf AS BLOB), by FROM pruned WHERE seq >= ? AND seq < ?"
+                " ORDER BY seq",
+                (start, end),
+            )
+        ]
+
+    def pruned_record(
+        self, *, seq: int | None = None, event_id: bytes | None = None
+    ) -> Pruned | None:
+        column, key = ("seq", seq) if seq is not None else ("id", event_id)
+        row = self._query_one(
+            f"SELECT seq, CAST(id AS BLOB), time, CAST(leaf AS BLOB), by, at FROM pruned"  # noqa: S608
+            f" WHERE {column} = ?",
+            (key,),
+        )
+        return None if row is None else Pruned(*row)
+
+    def prune_candidates(self, before_us: int) -> list[int]:
+        return [
+            int(seq)
+            for (seq,) in self._query(
+                "SELECT seq FROM events INDEXED BY events_time WHERE time < ? ORDER BY seq",
+                (before_us,),
+            )
+        ]
+
+    def events_at(self, seqs: Sequence[int]) -> list[StoredEvent]:
+        found: list[StoredEvent] = []
+        ordered = sorted(seqs)
+        for start in range(0, len(ordered), 500):  # well under SQLite's parameter limit
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = _STORED + f" WHERE seq IN ({marks}) ORDER BY seq"
+            found.extend(StoredEvent(*row) for row in self._query(sql, chunk))
+        return found
+
+    def reclaim_space(
+        self, locked: Callable[[], AbstractContextManager[object]], *, pause: float
+    ) -> list[str]:
+        """Merge the full-text index into one segment (FTS5's ``optimize``, so that deleted
+        words leave it), give free pages back to the file system, and truncate the WAL.
+
+        One step under the writer locks: an incremental FTS5 ``merge`` interleaved with
+        other writers' inserts was seen to corrupt the index in testing, so the merge is
+        never split. Only a database made with ``auto_vacuum = INCREMENTAL`` can give
+        pages back without a rewrite; an older one is converted once with ``VACUUM``,
+        which needs as much free disk as the file.
+        """
+        del pause  # one step
+        conn = self._conn
+        done: list[str] = []
+        try:
+            with locked():
+                if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
+                    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                    conn.execute("VACUUM")
+                    done.append(
+                        "converted the store to incremental auto-vacuum with one VACUUM "
+                        "(a store made before schema 6); later runs reclaim space in place"
+                    )
+                pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+                conn.execute("INSERT INTO events_fts (events_fts) VALUES ('optimize')")
+                # Each step of this pragma frees one page, and Python's execute() steps a
+                # statement without result columns once: sqlite3_exec steps it to the end.
+                conn.executescript("PRAGMA incremental_vacuum;")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                after = int(conn.execute("PRAGMA page_count").fetchone()[0])
+                size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "reclaiming space") from exc
+        done.append(f"gave {max(pages - after, 0) * size:,} bytes back to the file system")
+        return done
+
+    def add_hold(self, hold: Hold) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO holds (id, query, reason, created, by) VALUES (?, ?, ?, ?, ?)",
+                    (hold.id, hold.query, hold.reason, hold.created_us, hold.by),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "storing a hold") from exc
+
+    def holds(self) -> list[Hold]:
+        return [
+            Hold(*row)
+            for row in self._query(
+                "SELECT h.id, h.query, h.reason, h.created, h.by, r.time, r.by, r.reason"
+                " FROM holds h LEFT JOIN hold_releases r ON r.id = h.id ORDER BY h.created, h.id",
+                (),
+            )
+        ]
+
+    def release_hold(self, hold_id: str, *, time_us: int, by: str, reason: str) -> bool:
+        try:
+            with self._transaction():
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO hold_releases (id, time, by, reason)"
+                    " SELECT id, ?, ?, ? FROM holds WHERE id = ?",
+                    (time_us, by, reason, hold_id),
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "releasing a hold") from exc
+        return cur.rowcount == 1
+
+    # --- Erasure of a data subject's personal fields (issue 14, part 3; docs/erasure.md) ---
+
+    def erase(self, rewrites: Sequence[Rewrite]) -> None:
+        """Rewrite the rows in one transaction with ``secure_delete`` on, so that SQLite
+        zeroes the overwritten and freed bytes instead of leaving them in free space.
+
+        ``events_no_update`` lets a row change once its ``erasures`` rows exist. The
+        field index's guard against deletes belongs to retention: it is lifted for this
+        transaction only (dropped and recreated from its own SQL, as ``prune`` does).
+        The full text is contentless: FTS5 deletes the old words given the old text,
+        then indexes the new; :meth:`scrub` merges the segments so the old words go.
+        """
+        conn = self._conn
+        if not rewrites:
+            return
+        try:
+            secure = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                with self._transaction():
+                    self._erase(rewrites)
+            finally:
+                conn.execute(f"PRAGMA secure_delete = {secure}")
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "erasing fields") from exc
+
+    def _erase(self, rewrites: Sequence[Rewrite]) -> None:
+        conn = self._conn
+        guards = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            " AND name = 'fields_no_delete'"
+        ).fetchall()
+        for name, _ in guards:
+            conn.execute(f"DROP TRIGGER {name}")
+        keys = dict(conn.execute("SELECT path, id FROM field_keys").fetchall())
+        for r in rewrites:
+            conn.executemany(
+                "INSERT INTO erasures (seq, path, time, by_seq) VALUES (?, ?, ?, ?)",
+                [(e.seq, e.path, e.time_us, e.by) for e in r.erased],
+            )
+            cur = conn.execute(
+                "UPDATE events SET body = ?, commits = ?, salts = ? WHERE seq = ?",
+                (r.body, r.commits, r.salts, r.seq),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"erasing fields of seq {r.seq}: the event is not stored")
+            conn.execute(
+                "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)",
+                (r.seq, r.old_text),
+            )
+            conn.execute(_INSERT_FTS, (r.seq, r.text))
+            new = set(r.fields)
+            conn.executemany(
+                "DELETE FROM fields WHERE key = ? AND value = ? AND time = ? AND seq = ?",
+                [
+                    (keys[path], value, r.time_us, r.seq)
+                    for path, value in r.old_fields
+                    if path in keys and (path, value) not in new
+                ],
+            )
+            old = set(r.old_fields)
+            conn.executemany(
+                "INSERT INTO fields (key, value, time, seq) VALUES (?, ?, ?, ?)",
+                [
+                    (self._field_key(path), value, r.time_us, r.seq)
+                    for path, value in r.fields
+                    if (path, value) not in old
+                ],
+            )
+        for _, sql in guards:
+            conn.execute(sql)
+
+    def erasures(self) -> list[Erasure]:
+        return [
+            Erasure(int(seq), str(path), int(time_us), int(by))
+            for seq, path, time_us, by in self._query(
+                "SELECT seq, path, time, by_seq FROM erasures ORDER BY seq, path", ()
+            )
+        ]
+
+    def actor_events(self, actor_id: str, after: int, limit: int) -> list[StoredEvent]:
+        return [
+            StoredEvent(*row)
+            for row in self._query(
+                "SELECT seq, body, commits, salts FROM events WHERE actor_id = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (actor_id, after, limit),
+            )
+        ]
+
+    def scrub(self, rewrites: Sequence[Rewrite]) -> list[str]:
+        """Merge the full-text index into one segment, so no deleted word stays in an old
+        one, with ``secure_delete`` on; then copy the WAL into the database and truncate
+        it, so that no page image of the old rows is left in ``-wal``.
+
+        A reader holding an old snapshot (a long search in a server) keeps the WAL from
+        being truncated: retried for a few seconds, then said.
+        """
+        del rewrites  # the whole index is merged; which rows changed does not matter here
+        conn = self._conn
+        done: list[str] = []
+        try:
+            secure = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                with self._transaction():
+                    conn.execute("INSERT INTO events_fts (events_fts) VALUES ('optimize')")
+            finally:
+                conn.execute(f"PRAGMA secure_delete = {secure}")
+            done.append("merged the full-text index, so erased words left its segments")
+            for attempt in range(50):
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    done.append("copied the WAL into the database and truncated it")
+                    break
+                time.sleep(0.1 * min(attempt + 1, 5))
+            else:
+                done.append(
+                    "could not truncate the WAL: a reader holds an old snapshot; the old "
+                    "page images stay in the -wal file until the next checkpoint overwrites them"
+                )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "scrubbing erased values from the files") from exc
+        return done
 
     def commitments(self, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
         found: dict[int, tuple[str, bytes]] = {}

@@ -71,12 +71,13 @@ async function verify(event, result, button) {
   result.className = "verify-result";
   result.textContent = "Verifying…";
   try {
-    const [evidence, vkey, verifier] = await Promise.all([
+    const [evidence, vkey, history, verifier] = await Promise.all([
       getJson(`/v1/events/${encodeURIComponent(event.seq)}`, { proof: "true" }),
       getText("/v1/vkey"),
+      getJson("/v1/vkeys"), // the key history: checkpoints signed before a key rotation
       import("/ui/verify.js"),
     ]);
-    const outcome = await verifier.verifyEvidence(evidence, vkey);
+    const outcome = await verifier.verifyEvidence(evidence, vkey, history);
     if (outcome.ok) {
       result.classList.add("ok");
       result.textContent = `✓ ${outcome.summary}`;

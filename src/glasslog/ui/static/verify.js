@@ -4,9 +4,16 @@
 //
 // 1. Rebuild the Merkle leaf: each salted field becomes {"$commit": b64(SHA-256(salt ||
 //    JCS(value)))}, each hidden field is put back as its commitment, and the leaf is the
-//    RFC 8785 (JCS) encoding of the result. Masked fields already are commitments.
+//    RFC 8785 (JCS) encoding of the result. Masked fields already are commitments, and
+//    so are erased ones (docs/erasure.md): the optional "erased" map only says which,
+//    and since when; each of its pointers must name a commitment of the event.
 // 2. Open the checkpoint (a C2SP signed note) with the log's vkey: Ed25519 through
-//    WebCrypto, or the vendored noble-ed25519 where the browser lacks it.
+//    WebCrypto, or the vendored noble-ed25519 where the browser lacks it. Given the
+//    log's key history (GET /v1/vkeys, docs/ledger.md "Key rotation"), its rotation
+//    statements (signed by both keys) and revocations are checked first, the log's
+//    vkey must be one of its keys, and the checkpoint must be signed by the key whose
+//    era covers its tree size: an old key signing past its handover, or a revoked one
+//    past its revocation, is refused.
 // 3. Walk the RFC 9162 inclusion proof from the leaf hash to the checkpoint's root.
 
 const COMMIT_KEY = "$commit";
@@ -14,7 +21,11 @@ const SALT_BYTES = 16;
 const MAX_SIGNATURES = 100;
 const MAX_TREE_SIZE = (1n << 63n) - 1n; // int64, as Go's tlog and the Python side
 const SIG_PREFIX = "\u2014 "; // em dash, space
+const ROTATION = "glasslog key rotation v1";
+const REVOCATION = "glasslog key revocation v1";
 const KEYS = ["checkpoint", "event", "hidden", "proof", "salts", "seq"];
+const ERASED = "erased";
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 const utf8 = new TextEncoder();
 
 class Failure extends Error {}
@@ -25,13 +36,14 @@ const fail = (reason) => {
 
 /**
  * Verify `evidence` (the decoded JSON of GET /v1/events/{seq}?proof=true) against the
- * log's key (`vkeyText`, the body of GET /v1/vkey).
+ * log's key (`vkeyText`, the body of GET /v1/vkey) and, when given, the log's key
+ * history (`history`, the decoded JSON of GET /v1/vkeys), which must hold that key.
  * Resolves to {ok: true, seq, treeSize, origin, summary} or {ok: false, reason}; never
  * rejects, so a caller cannot mistake an exception for success.
  */
-export async function verifyEvidence(evidence, vkeyText) {
+export async function verifyEvidence(evidence, vkeyText, history = null) {
   try {
-    const { seq, treeSize, origin } = await check(evidence, vkeyText);
+    const { seq, treeSize, origin } = await check(evidence, vkeyText, history);
     const summary =
       `Included at seq ${seq} in the log of size ${treeSize.toLocaleString("en-US")}; ` +
       `checkpoint signed by ${origin}`;
@@ -42,9 +54,15 @@ export async function verifyEvidence(evidence, vkeyText) {
   }
 }
 
-async function check(evidence, vkeyText) {
-  if (!isObject(evidence) || Object.keys(evidence).sort().join() !== KEYS.join()) {
-    fail(`evidence is an object with exactly the keys ${KEYS.join(", ")}`);
+async function check(evidence, vkeyText, history) {
+  if (
+    !isObject(evidence) ||
+    Object.keys(evidence)
+      .filter((k) => k !== ERASED)
+      .sort()
+      .join() !== KEYS.join()
+  ) {
+    fail(`evidence is an object with exactly the keys ${KEYS.join(", ")}, and erased when a field was erased`);
   }
   const { seq, event, proof, salts, hidden } = evidence;
   if (!Number.isSafeInteger(seq) || seq < 0) fail("seq must be a non-negative integer");
@@ -74,6 +92,7 @@ async function check(evidence, vkeyText) {
     if (Object.hasOwn(parent, key)) fail(`${pointer} is hidden, yet the event has it`);
     parent[key] = { [COMMIT_KEY]: sealed };
   }
+  checkErased(Object.hasOwn(evidence, ERASED) ? evidence[ERASED] : {}, event, salts);
   const leafHash = await sha256(concat([0], jcsOr(leaf, "the event")));
   const treeSize = proof.tree_size;
   if (!Number.isSafeInteger(treeSize) || !Array.isArray(proof.hashes)) {
@@ -83,7 +102,7 @@ async function check(evidence, vkeyText) {
   if (typeof evidence.checkpoint !== "string") {
     fail("checkpoint must be the signed note, as text");
   }
-  const checkpoint = await openCheckpoint(evidence.checkpoint, await parseVkey(vkeyText));
+  const checkpoint = await openCheckpoint(evidence.checkpoint, await keyEras(vkeyText, history));
   if (checkpoint.size !== BigInt(treeSize)) {
     fail(
       `the proof is for a tree of ${fmt(treeSize)}, the checkpoint for ${fmt(checkpoint.size)}`,
@@ -178,54 +197,156 @@ function nameProblem(name) {
   return null;
 }
 
-async function openCheckpoint(note, key) {
+// The lines of a signed note: its text, and [name, key id, signature] per signature.
+function splitNote(note, what) {
   if (/[\x00-\x09\x0b-\x1f]/.test(note) || LONE_SURROGATE.test(note)) {
-    fail("the checkpoint contains control characters other than newlines");
+    fail(`${what} contains control characters other than newlines`);
   }
   const split = note.lastIndexOf("\n\n");
-  if (split < 0) fail("the checkpoint has no blank line between its text and its signatures");
+  if (split < 0) fail(`${what} has no blank line between its text and its signatures`);
   const text = note.slice(0, split + 1);
   const block = note.slice(split + 2);
-  if (!block.endsWith("\n")) fail("the checkpoint's signature block must end with a newline");
+  if (!block.endsWith("\n")) fail(`${what}'s signature block must end with a newline`);
   const lines = block.slice(0, -1).split("\n");
-  if (lines.length > MAX_SIGNATURES) fail(`the checkpoint has over ${MAX_SIGNATURES} signatures`);
-  const message = utf8.encode(text);
-  const found = [];
-  let verified = false;
-  for (const [index, line] of lines.entries()) {
+  if (lines.length > MAX_SIGNATURES) fail(`${what} has over ${MAX_SIGNATURES} signatures`);
+  const signatures = lines.map((line, index) => {
     if (!line.startsWith(SIG_PREFIX)) {
-      fail(`the checkpoint's signature line ${index + 1} does not start with an em dash`);
+      fail(`${what}'s signature line ${index + 1} does not start with an em dash`);
     }
     const rest = line.slice(SIG_PREFIX.length);
     const space = rest.indexOf(" ");
     const name = space < 0 ? rest : rest.slice(0, space);
-    if (nameProblem(name)) fail(`the checkpoint's signature line ${index + 1}: key name ${nameProblem(name)}`);
+    if (nameProblem(name)) fail(`${what}'s signature line ${index + 1}: key name ${nameProblem(name)}`);
     const raw = decode(space < 0 ? "" : rest.slice(space + 1), `signature line ${index + 1}`);
-    if (raw.length <= 4) fail(`the checkpoint's signature line ${index + 1} is too short`);
-    const keyId = raw.slice(0, 4);
-    if (name !== key.name || !equal(keyId, key.keyId)) {
-      found.push(`${name}+${hex(keyId)}`); // another witness or log: ignored, as the spec says
-      continue;
-    }
-    if (!(await ed25519Verify(key.publicKey, raw.slice(4), message))) {
+    if (raw.length <= 4) fail(`${what}'s signature line ${index + 1} is too short`);
+    return { name, keyId: raw.slice(0, 4), signature: raw.slice(4) };
+  });
+  return { text, signatures };
+}
+
+// Whether `key` signed the note: true, false when no line is by it; a line by it that
+// does not verify fails, since it was altered.
+async function signedBy(note, key, what) {
+  const message = utf8.encode(note.text);
+  let verified = false;
+  for (const line of note.signatures) {
+    if (line.name !== key.name || !equal(line.keyId, key.keyId)) continue; // another key
+    if (!(await ed25519Verify(key.publicKey, line.signature, message))) {
       fail(
-        "the checkpoint's signature does not verify with the log's key: the checkpoint or " +
+        `${what}'s signature does not verify with the log's key: the checkpoint or ` +
           "its signature was altered, or it was signed by a different key",
       );
     }
     verified = true;
   }
-  if (!verified) {
-    fail(
-      `the checkpoint is not signed by the log's key ${key.name}+${hex(key.keyId)} ` +
-        `(it carries signatures by ${found.join(", ") || "nobody"})`,
+  return verified;
+}
+
+async function openCheckpoint(noteText, eras) {
+  const note = splitNote(noteText, "the checkpoint");
+  const refused = [];
+  for (const era of [...eras].reverse()) {
+    if (!(await signedBy(note, era.key, "the checkpoint"))) continue;
+    const body = parseCheckpoint(note.text);
+    if (body.origin !== era.key.name) {
+      fail(`the checkpoint's origin ${body.origin} is not the log's key name ${era.key.name}`);
+    }
+    const problem = outOfEra(era, body.size);
+    if (problem === null) return body;
+    refused.push(problem);
+  }
+  if (refused.length) fail(refused.join("; "));
+  const found = note.signatures.map((line) => `${line.name}+${hex(line.keyId)}`);
+  const keys = eras.map((era) => `${era.key.name}+${hex(era.key.keyId)}`).join(", ");
+  fail(
+    `the checkpoint is not signed by the log's key ${keys} ` +
+      `(it carries signatures by ${found.join(", ") || "nobody"})`,
+  );
+}
+
+function outOfEra(era, size) {
+  if (era.revokedAfter !== null && size > era.revokedAfter) {
+    return (
+      `the checkpoint of tree size ${size} is signed by ${era.vkey}, which was revoked after ` +
+      `tree size ${era.revokedAfter} (at ${era.revokedAt}): refusing it`
     );
   }
-  const body = parseCheckpoint(text);
-  if (body.origin !== key.name) {
-    fail(`the checkpoint's origin ${body.origin} is not the log's key name ${key.name}`);
+  if (size < era.from || (era.until !== null && size > era.until)) {
+    const until = era.until === null ? "now" : String(era.until);
+    return (
+      `the checkpoint of tree size ${size} is signed by ${era.vkey}, which signs only sizes ` +
+      `${era.from} to ${until}: refusing it`
+    );
   }
-  return body;
+  return null;
+}
+
+// The eras of the log's keys (glasslog.ledger.vkeys): the trusted key alone without a
+// history; with one, every rotation statement and revocation is checked, and the
+// trusted key must be in it.
+async function keyEras(vkeyText, history) {
+  const trusted = String(vkeyText).trim();
+  if (history === null || history === undefined) {
+    return [{ vkey: trusted, key: await parseVkey(trusted), from: 0n, until: null, revokedAfter: null }];
+  }
+  if (!isObject(history) || !Array.isArray(history.keys) || history.keys.length === 0) {
+    fail('the key history is an object with a non-empty "keys" list');
+  }
+  const eras = [];
+  for (const [index, item] of history.keys.entries()) {
+    const what = `the key history's key ${index + 1}`;
+    if (!isObject(item) || typeof item.vkey !== "string") fail(`${what} has no vkey`);
+    const key = await parseVkey(item.vkey);
+    const last = index === history.keys.length - 1;
+    const era = {
+      vkey: item.vkey,
+      key,
+      from: treeSize(item.from_size, `${what}'s from_size`),
+      until: item.until_size === null ? null : treeSize(item.until_size, `${what}'s until_size`),
+      revokedAfter: item.revoked_after == null ? null : treeSize(item.revoked_after, `${what}'s revoked_after`),
+      revokedAt: item.revoked_at,
+      revocation: item.revocation,
+    };
+    if (last !== (era.until === null)) fail(`${what}: only the newest key may be open-ended`);
+    if (eras.length && key.name !== eras[0].key.name) fail(`${what} is not a key of ${eras[0].key.name}`);
+    if (index === 0) {
+      if (era.from !== 0n || item.statement != null) fail(`${what} must sign from tree size 0, unintroduced`);
+    } else {
+      const previous = eras[index - 1];
+      if (previous.until !== era.from) fail(`${what} does not start where the key before it ends`);
+      if (typeof item.statement !== "string") fail(`${what} has no rotation statement`);
+      const text = `${ROTATION}\n${key.name}\n${era.from}\n${previous.vkey}\n${era.vkey}\n`;
+      const statement = splitNote(item.statement, `the rotation to ${era.vkey}`);
+      if (statement.text !== text) fail(`the rotation to ${era.vkey} does not say what the history says`);
+      for (const signer of [previous.key, key]) {
+        if (!(await signedBy(statement, signer, `the rotation to ${era.vkey}`))) {
+          fail(`the rotation to ${era.vkey} is not signed by both keys`);
+        }
+      }
+    }
+    eras.push(era);
+  }
+  for (const [index, era] of eras.entries()) {
+    if (era.revokedAfter === null) continue;
+    const text = `${REVOCATION}\n${era.key.name}\n${era.vkey}\n${era.revokedAfter}\n${era.revokedAt}\n`;
+    const revocation = typeof era.revocation === "string" ? splitNote(era.revocation, "a revocation") : null;
+    let signed = false;
+    for (const later of eras.slice(index + 1)) {
+      if (revocation !== null && revocation.text === text && (await signedBy(revocation, later.key, "a revocation"))) {
+        signed = true;
+      }
+    }
+    if (!signed) fail(`the revocation of ${era.vkey} is not signed by a later key`);
+  }
+  if (!eras.some((era) => era.vkey === trusted)) {
+    fail(`the log's key ${trusted} is not in its key history`);
+  }
+  return eras;
+}
+
+function treeSize(value, what) {
+  if (!Number.isSafeInteger(value) || value < 0) fail(`${what} must be a tree size`);
+  return BigInt(value);
 }
 
 function parseCheckpoint(text) {
@@ -352,6 +473,22 @@ function hex(bytes) {
 
 function fmt(n) {
   return n.toLocaleString("en-US");
+}
+
+// Each pointer of the "erased" map names a commitment in the event, with a time.
+function checkErased(erased, event, salts) {
+  if (!isObject(erased)) fail("erased is an object keyed by JSON Pointer");
+  for (const [pointer, when] of Object.entries(erased)) {
+    const path = parsePointer(pointer, "erased");
+    if (typeof when !== "string" || !RFC3339.test(when)) {
+      fail(`erased: the time of ${pointer} is not an RFC 3339 UTC time`);
+    }
+    if (Object.hasOwn(salts, pointer)) fail(`${pointer} is erased, yet it has a salt`);
+    let value = event;
+    for (const key of path) value = isObject(value) && Object.hasOwn(value, key) ? value[key] : undefined;
+    const sealed = isObject(value) && Object.keys(value).length === 1 && typeof value[COMMIT_KEY] === "string";
+    if (!sealed) fail(`${pointer} is erased, so the event holds its commitment there`);
+  }
 }
 
 function isObject(value) {
