@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from glasslog.datadir import DataDir
+from glasslog.errors import NoteError
 from glasslog.event import format_time
 from glasslog.identity import vkey_history
 from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint, sign_note
@@ -204,7 +205,8 @@ def test_a_checkpoint_forged_with_the_old_key_after_rotation_is_refused(
 
 def test_revocation_refuses_the_revoked_keys_later_checkpoints(tmp_path: Path, store: str) -> None:
     """Revoking the old key from a time maps that time to the tree size reached then; its
-    checkpoints of larger trees, its own included, fail verify from then on."""
+    later checkpoints are no longer trusted (verify says so, and checks their roots), and
+    one the thief signs into the store for another tree fails verify."""
     data = _log(tmp_path, store, n=3)
     time.sleep(0.01)
     leaked = format_time(datetime.now(UTC))
@@ -221,10 +223,16 @@ def test_revocation_refuses_the_revoked_keys_later_checkpoints(tmp_path: Path, s
     history = _history(data, store)
     assert history.eras[0].revoked_after == 3 and history.eras[0].revocation is not None
     assert history.verify_checkpoint(_checkpoint_note(store, 3)).size == 3
-    error = _failed("verify", data=data, store=store)
-    assert "TAMPERED" in error and "revoked after tree size 3" in error
+    with pytest.raises(NoteError, match="revoked after tree size 3"):
+        history.verify_checkpoint(_checkpoint_note(store, 6))
+    report = _ok("verify", data=data, store=store)
+    assert "1 checkpoint signed by a revoked key (no longer trusted" in report
     (event,) = _search(data, store, "action:key.revoke")
     assert event["reason"] == "key leaked"
+    thief = Signer.from_skey(Path(rotated["archived"]).read_text().strip())
+    _forge_checkpoint(store, thief, 5, _root(data, store, 3, 7))  # the root of another size
+    error = _failed("verify", data=data, store=store)
+    assert "TAMPERED" in error and "size 5" in error
 
 
 def test_a_forged_history_is_refused(tmp_path: Path, store: str) -> None:

@@ -73,6 +73,9 @@ class Report:
     erased: int = 0
     """Fields whose values were erased (data-subject requests), each listed by a signed
     ``erasure.erase`` event: their commitments keep the leaves unchanged."""
+    revoked: list[int] = field(default_factory=list)
+    """Sizes of stored checkpoints signed by a key revoked since: not trusted, but their
+    roots were checked against the rebuilt tree like every other."""
 
     @property
     def pending(self) -> int:
@@ -95,6 +98,11 @@ class Report:
             text += (
                 f"; {count:,} events pruned by retention (seqs {shown}{more}): their leaves "
                 "are in the tree, their payloads removed as signed retention.prune events record"
+            )
+        if self.revoked:
+            text += (
+                f"; {len(self.revoked):,} checkpoint{'' if len(self.revoked) == 1 else 's'} "
+                "signed by a revoked key (no longer trusted; their roots match the tree)"
             )
         if self.erased:
             text += (
@@ -455,7 +463,8 @@ def verify_store(
             _check_rows(store)
             keys = _key_history(store, verifier)
             _check_known(store, keys, known)
-            checkpoints = _signed_checkpoints(store, keys, size)
+            revoked: list[int] = []
+            checkpoints = _signed_checkpoints(store, keys, size, revoked)
             checker = _Checker(store)
             pending_cps = iter(checkpoints)
             next_cp = next(pending_cps, None)
@@ -514,6 +523,7 @@ def verify_store(
             seconds=time.monotonic() - started,
             pruned=authority.ranges,
             erased=erasures.finish(),
+            revoked=revoked,
         )
     finally:
         store.close()
@@ -715,15 +725,26 @@ def _key_history(store: Store, trusted: Verifier | VkeyHistory) -> VkeyHistory:
         raise IntegrityError(f"the store's key history: {exc}") from None
 
 
-def _signed_checkpoints(store: Store, keys: VkeyHistory, size: int) -> list[Checkpoint]:
+def _signed_checkpoints(
+    store: Store, keys: VkeyHistory, size: int, revoked: list[int]
+) -> list[Checkpoint]:
     """Every stored checkpoint, its signature checked, through the key history, by the
-    key whose era covers its size, and its size within the store."""
+    key whose era covers its size, and its size within the store. The sizes of those
+    signed by a key revoked since are added to ``revoked``."""
     checkpoints: list[Checkpoint] = []
     for stored in store.checkpoints():
         try:
             cp = keys.verify_checkpoint(stored.note)
         except NoteError as exc:
-            raise IntegrityError(f"checkpoint at size {stored.size}: {exc}") from None
+            era = keys.revoked_signer(stored.note)
+            if era is None:
+                raise IntegrityError(f"checkpoint at size {stored.size}: {exc}") from None
+            # Signed by a key revoked after it was written: no longer trusted, but
+            # kept in the check, so its root must still be this tree's (a stolen key
+            # signing a fork into the store is caught there). Later keys' checkpoints
+            # cover the same leaves.
+            cp = Checkpoint.parse(stored.note[: stored.note.rfind("\n\n") + 1])
+            revoked.append(cp.size)
         if cp.size != stored.size:
             raise IntegrityError(
                 f"checkpoint stored as size {stored.size} is signed for size {cp.size}"

@@ -168,6 +168,26 @@ class VkeyHistory:
             f"({', '.join(self.vkeys())})"
         )
 
+    def revoked_signer(self, note: str) -> KeyEra | None:
+        """The era of the revoked key that validly signed ``note`` past its revocation.
+
+        Such a checkpoint is no longer trusted, but it is not evidence of tampering in
+        itself: the key may have signed it honestly before anyone knew it was stolen.
+        A verifier that holds the whole tree can still check its root (``verify``
+        does); anyone else must refuse it (:meth:`verify_checkpoint`).
+        """
+        for era in self.eras:
+            if era.revoked_after is None:
+                continue
+            try:
+                checkpoint = verify_checkpoint(note, verifier=Verifier.from_vkey(era.vkey))
+            except NoteError:
+                continue
+            within = replace(era, revoked_after=None, revoked_at=None, revocation=None)
+            if within.may_sign(checkpoint.size) and not era.may_sign(checkpoint.size):
+                return era
+        return None
+
     def trusting(self, vkey: str) -> VkeyHistory:
         """This history, once ``vkey`` (a key the verifier trusts) is shown to be in it.
 

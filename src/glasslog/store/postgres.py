@@ -389,7 +389,7 @@ CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
 
 # Migration 6: the lifecycle of events past the ledger's append: retention (pruned
 # payloads, legal holds) and erasure of a data subject's personal fields
-# (docs/lifecycle.md). Each part is written where its feature lives below.
+# (docs/retention.md, docs/erasure.md). Each part is written where its feature lives below.
 _RETENTION = (
     """
 -- Retention and legal holds (docs/retention.md). A pruned event keeps its event_keys

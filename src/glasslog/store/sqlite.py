@@ -54,7 +54,7 @@ SCHEMA_VERSION = 6
 derive the same words from the body (see ``_migrate_to_4``).
 5: API keys (their hashes), break-glass grants, and their revocations, append-only.
 6: the lifecycle: retention (pruned payloads, legal holds) and erasure
-(``_RETENTION``, ``_ERASURE``; docs/lifecycle.md)."""
+(``_RETENTION``, ``_ERASURE``; docs/retention.md, docs/erasure.md)."""
 
 _RETENTION = """
 -- Retention and legal holds (docs/retention.md). A pruned event keeps its place in the
