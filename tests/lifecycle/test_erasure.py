@@ -292,3 +292,18 @@ def test_an_erased_event_may_then_be_pruned(data: Data) -> None:
     assert pruned["pruned"] == 1
     report = data.json("verify")
     assert report["intact"] is True and report["erased"] == 0 and report["pruned"] == [[0, 1]]
+
+
+def test_an_erased_event_sent_again_is_a_duplicate_and_stored_once(data: Data) -> None:
+    """A client retrying an event after its subject was erased gets a duplicate (nothing
+    stored twice, no value back); the same id with other content is still refused."""
+    data.policy(ERASURE_POLICY)
+    event = subject_event(0)
+    data.ingest([event])
+    erase(data)
+    assert data.ingest([event])["duplicates"] == 1
+    changed = {**event, "action": "refund"}
+    refused = data.run("ingest", "-", "--json", stdin=json.dumps(changed) + "\n")
+    assert "different content" in refused.stdout + refused.stderr
+    assert data.json("count", f"actor.id:{SUBJECT}")["count"] == 1
+    assert PERSONAL["email"] not in data.ok("search", "--json", "--all", f"actor.id:{SUBJECT}")

@@ -44,6 +44,7 @@ from glasslog.ledger.commit import (
     committed_paths,
     encode_commits,
     encode_stored,
+    is_erased,
 )
 from glasslog.ledger.merkle import leaf_hash
 from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint
@@ -358,7 +359,23 @@ def _same_content(stored_body: str, new_body: str, *, compare_time: bool) -> boo
     for key in drop:
         a.pop(key, None)
         b.pop(key, None)
+    _erase_alike(a, b)
     return a == b
+
+
+def _erase_alike(stored: dict[str, Any], new: dict[str, Any]) -> None:
+    """Erase in ``new`` what was erased in ``stored`` (docs/erasure.md).
+
+    A client that re-sends an event after its subject's personal fields were erased is
+    retrying, not sending other content: the erased values cannot be compared (that is
+    the point of erasing them), so they count as the same.
+    """
+    for key, value in stored.items():
+        if is_erased(value):
+            if key in new:
+                new[key] = value
+        elif isinstance(value, dict) and isinstance(new.get(key), dict):
+            _erase_alike(value, new[key])
 
 
 def submit(sequencer: Sequencer, preparer: Preparer, events: Iterable[object]) -> list[Receipt]:
