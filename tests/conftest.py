@@ -111,9 +111,14 @@ def backend_log(backend: str, **options: Any) -> Iterator[TemporaryLog]:
 
 # The browser tests (tests/ui, and tests elsewhere that check evidence in verify.js)
 # share one Chromium: two sync Playwright instances cannot live in one process.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for one test module.
+
+    Not for the whole session: Playwright's sync API keeps an event loop running in the
+    thread while it is open, and a later test's ``asyncio.run()`` in the same process
+    (the client's async tests, when pytest-xdist gives a worker both) would fail.
+    """
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail(

@@ -184,6 +184,7 @@ def test_a_spawned_worker_runs_neither_the_main_script_nor_the_web_framework() -
     """A server has threads, so its workers are spawned. They must not import the parent's
     main script again (``glasslog`` would bring the whole command line) nor the web
     framework: each would cost the worker tens of megabytes (docs/benchmarks.md)."""
+    main_file = sys.modules["__main__"].__dict__.get("__file__")  # none under pytest-xdist
     busy = threading.Event()
     other = threading.Thread(target=busy.wait, daemon=True)
     other.start()  # a second thread: worker_pool must spawn, not fork
@@ -197,4 +198,4 @@ def test_a_spawned_worker_runs_neither_the_main_script_nor_the_web_framework() -
                                ).result(timeout=60)  # fmt: skip
     finally:
         busy.set()
-    assert sys.modules["__main__"].__dict__.get("__file__") is not None, "put back"
+    assert sys.modules["__main__"].__dict__.get("__file__") == main_file, "put back"
