@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -155,3 +156,15 @@ def running(server: uvicorn.Server) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def signed_checkpoint(client: httpx.Client, size: int) -> str:
+    """The checkpoint once a live server's writer has signed one covering ``size`` events
+    (≤ 20 s: the machine may be busy; test_api's helper takes a TestClient, 10 s)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = client.get("/checkpoint")
+        if answer.status_code == 200 and int(answer.text.splitlines()[1]) >= size:
+            return str(answer.text)
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint covering {size} events within 20 s")

@@ -16,19 +16,7 @@ from glasslog.ledger.note import Verifier, verify_checkpoint
 from glasslog.ledger.vkeys import VkeyHistory
 from glasslog.store import open_store
 from tests.conftest import make_event
-from tests.server.conftest import Site, live
-
-
-def _signed(client: httpx.Client, size: int) -> str:
-    """The checkpoint once the writer has signed one covering ``size`` events (≤ 20 s: the
-    machine may be busy; test_api's helper takes a TestClient and waits 10 s)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        answer = client.get("/checkpoint")
-        if answer.status_code == 200 and int(answer.text.splitlines()[1]) >= size:
-            return str(answer.text)
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint covering {size} events within 20 s")
+from tests.server.conftest import Site, live, signed_checkpoint
 
 
 def _post(client: httpx.Client, site: Site, n: int) -> None:
@@ -51,7 +39,7 @@ def test_vkeys_is_public_and_admins_rotate_and_revoke(site: Site) -> None:
     rotation through the API the server signs with the new key."""
     with site.client() as client:
         _post(client, site, 3)
-        _signed(client, 3)
+        signed_checkpoint(client, 3)
         first = client.get("/v1/vkeys")
         assert first.status_code == 200
         old = client.get("/v1/vkey").text.strip()
@@ -73,7 +61,7 @@ def test_vkeys_is_public_and_admins_rotate_and_revoke(site: Site) -> None:
         assert history.vkeys() == [old, new]
 
         _post(client, site, 2)
-        note = _signed(client, 6)  # 3, the key.rotate event, 2
+        note = signed_checkpoint(client, 6)  # 3, the key.rotate event, 2
         assert verify_checkpoint(note, verifier=Verifier.from_vkey(new)).size >= 6
         assert history.trusting(old).verify_checkpoint(note).size >= 6
 
@@ -108,7 +96,7 @@ def test_serve_keeps_ingesting_across_a_cli_rotation(site: Site) -> None:
     stop = threading.Event()
     with live(site) as url, httpx.Client(base_url=url, timeout=30) as client:
         _post(client, site, 5)
-        _signed(client, 5)
+        signed_checkpoint(client, 5)
 
         def keep_posting() -> None:
             with httpx.Client(base_url=url, timeout=30) as poster:
@@ -139,7 +127,7 @@ def test_serve_keeps_ingesting_across_a_cli_rotation(site: Site) -> None:
         assert failures == []
         _post(client, site, 2)
         size = _size(site)
-        note = _signed(client, size)
+        note = signed_checkpoint(client, size)
         assert client.get("/v1/vkey").text.strip() == new != old
         history = VkeyHistory.from_json(client.get("/v1/vkeys").json()).trusting(old)
     assert verify_checkpoint(note, verifier=Verifier.from_vkey(new)).size == size

@@ -5,7 +5,6 @@ handover, or a history whose statement one key alone signed, is refused."""
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,10 @@ from glasslog.ledger.note import Checkpoint, Signer, sign_checkpoint, sign_note,
 from glasslog.ledger.note import Verifier as NoteVerifier
 from glasslog.ledger.vkeys import rotation_text
 from tests.conftest import make_event
-from tests.server.conftest import live, make_site
+from tests.server.conftest import live, make_site, signed_checkpoint
 
 VERIFY = """([evidence, vkey, history]) =>
   import('/ui/verify.js').then((m) => m.verifyEvidence(evidence, vkey, history))"""
-
-
-def _signed(client: httpx.Client, size: int) -> str:
-    """The checkpoint once the writer has signed one covering ``size`` events (≤ 20 s: the
-    machine may be busy; test_api's helper takes a TestClient and waits 10 s)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        answer = client.get("/checkpoint")
-        if answer.status_code == 200 and int(answer.text.splitlines()[1]) >= size:
-            return str(answer.text)
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint covering {size} events within 20 s")
 
 
 def test_the_browser_checks_checkpoints_through_the_key_history(page: Page, tmp_path: Path) -> None:
@@ -42,14 +29,14 @@ def test_the_browser_checks_checkpoints_through_the_key_history(page: Page, tmp_
         events = [make_event(service="payments") for _ in range(3)]
         posted = client.post("/v1/events", json={"events": events}, headers=site.auth("writer"))
         assert posted.status_code == 200, posted.text
-        _signed(client, 3)
+        signed_checkpoint(client, 3)
         proof = {"proof": "true"}
         before = client.get("/v1/events/1", params=proof, headers=site.auth("admin")).json()
         rotated = client.post("/v1/vkeys/rotate", headers=site.auth("admin")).json()
         old, new = rotated["previous"], rotated["vkey"]
         events = [make_event(service="payments") for _ in range(2)]
         client.post("/v1/events", json={"events": events}, headers=site.auth("writer"))
-        _signed(client, 6)
+        signed_checkpoint(client, 6)
         after = client.get("/v1/events/1", params=proof, headers=site.auth("admin")).json()
         history: dict[str, Any] = client.get("/v1/vkeys").json()
         page.goto(url + "/")
